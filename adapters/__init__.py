@@ -1,0 +1,1 @@
+"""Platform adapters: converters (pure) + thin apps that call engine.service."""

@@ -1,0 +1,1 @@
+"""The local console adapter behind `evobot chat`."""

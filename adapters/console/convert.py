@@ -1,0 +1,53 @@
+"""Pure converters: a console line → an engine input."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from engine.types import (
+    FeedbackSource,
+    InboundCommand,
+    InboundFeedback,
+    InboundMessage,
+)
+
+_RATING = re.compile(r"^(\+1|-1|[1-5])(?:\s+(.*))?$", re.S)
+RATING_OF = {"+1": 4, "-1": 2}
+
+
+def parse_line(
+    line: str, *, tenant_id: str, user_id: str, channel_id: str, message_id: str
+) -> InboundMessage | InboundFeedback | InboundCommand | None:
+    text = line.strip()
+    if not text:
+        return None
+    if text.startswith("/"):
+        try:
+            parts = shlex.split(text[1:])
+        except ValueError:
+            parts = text[1:].split()
+        if not parts:
+            return None
+        return InboundCommand(
+            tenant_id=tenant_id, user_id=user_id, name=parts[0], args=parts[1:],
+            channel_id=channel_id, is_admin=True,  # the console's user owns the local tenant
+        )
+    if text.lower().startswith("comment "):
+        return InboundFeedback(
+            tenant_id=tenant_id, user_id=user_id, source=FeedbackSource.COMMENT,
+            comment=text[len("comment "):].strip(),
+        )
+    match = _RATING.match(text)
+    if match:
+        token, comment = match.group(1), (match.group(2) or "").strip() or None
+        rating = RATING_OF.get(token) or int(token)
+        return InboundFeedback(
+            tenant_id=tenant_id, user_id=user_id,
+            source=FeedbackSource.REACTION if token in RATING_OF else FeedbackSource.COMMAND,
+            rating=rating, comment=comment,
+        )
+    return InboundMessage(
+        tenant_id=tenant_id, channel_id=channel_id, user_id=user_id, text=text,
+        message_id=message_id,
+    )

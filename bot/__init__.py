@@ -1,0 +1,1 @@
+"""Composition root: configuration, wiring, CLI and processes."""

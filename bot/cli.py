@@ -1,0 +1,96 @@
+"""`evobot` command line: chat, worker, serve, slack, telegram, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+from bot.config import Config, load_config
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(message)s", datefmt="[%X]",
+        handlers=[RichHandler(rich_tracebacks=True, show_path=False)],
+    )
+
+
+async def _chat(config: Config, tenant: str) -> None:
+    from adapters.console.app import ChatSession, ConsoleNotifier, stdin_lines
+    from bot.platforms import make_notifier
+    from bot.wiring import build_runtime, close_runtime, connect_redis
+    from bot.worker import start_worker_thread
+    from engine.service import EvobotService
+
+    console = Console()
+    notifier = ConsoleNotifier(console)
+
+    def router():  # type: ignore[no-untyped-def]
+        r = make_notifier(config)
+        r.register("local", notifier)
+        return r
+
+    redis = connect_redis(config)
+    runtime = await build_runtime(config, router(), redis)
+    _thread, worker, stop = start_worker_thread(config, router, redis)
+    session = ChatSession(EvobotService(runtime), notifier, console, tenant_id=f"local:{tenant}")
+    try:
+        await session.run(stdin_lines(console))
+    finally:
+        stop.set()
+        worker.request_stop(0, None)
+        await close_runtime(runtime)
+
+
+async def _migrate(config: Config) -> None:
+    from engine.storage.db import create_engine, migrate
+
+    engine = create_engine(config.resolved_database_url)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    await migrate(engine)
+    await engine.dispose()
+    Console().print(f"[green]migrated[/] {config.resolved_database_url.split('@')[-1]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="evobot", description=__doc__)
+    parser.add_argument("--log-level", default="WARNING")
+    sub = parser.add_subparsers(dest="command", required=True)
+    chat = sub.add_parser("chat", help="local console on the embedded stack")
+    chat.add_argument("--tenant", default="default")
+    worker = sub.add_parser("worker", help="process jobs (RQ) until SIGTERM")
+    worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    sub.add_parser("serve", help="web process: Slack events, Telegram webhook, health")
+    sub.add_parser("slack", help="Slack in Socket Mode")
+    sub.add_parser("telegram", help="Telegram by long polling")
+    sub.add_parser("migrate", help="apply database migrations")
+    args = parser.parse_args(argv)
+    config = load_config()
+
+    if args.command == "chat":
+        _logging(args.log_level)
+        asyncio.run(_chat(config, args.tenant))
+    elif args.command == "worker":
+        _logging("INFO" if args.log_level == "WARNING" else args.log_level)
+        from bot.platforms import make_notifier
+        from bot.worker import run_worker
+
+        run_worker(config, lambda: make_notifier(config), burst=args.burst)
+    elif args.command == "migrate":
+        _logging(args.log_level)
+        asyncio.run(_migrate(config))
+    else:
+        _logging("INFO" if args.log_level == "WARNING" else args.log_level)
+        from bot import processes
+
+        return processes.run(args.command, config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Configuration: the only module that reads the environment (DESIGN §9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.settings import EngineSettings
+
+
+class Config(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(default=Path("data"), alias="DATA_DIR")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    chroma_url: str | None = Field(default=None, alias="CHROMA_URL")
+    embedding_model: str | None = Field(default=None, alias="EMBEDDING_MODEL")
+    llm_model: str = Field(default="local/smollm2", alias="LLM_MODEL")
+    evolver_model: str | None = Field(default=None, alias="EVOLVER_MODEL")
+    judge_model: str | None = Field(default=None, alias="JUDGE_MODEL")
+    llm_timeout_s: float = Field(default=120.0, alias="LLM_TIMEOUT_S")
+    llm_fallbacks: str = Field(default="", alias="LLM_FALLBACKS")
+    slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: str | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
+    slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_url: str = Field(default="https://api.telegram.org/bot", alias="TELEGRAM_API_URL")
+    telegram_webhook_secret: str | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+    e2b_api_key: str | None = Field(default=None, alias="E2B_API_KEY")
+    port: int = Field(default=8000, alias="PORT")
+    evobot_admins: str = Field(default="", alias="EVOBOT_ADMINS")
+    # tuning knobs (tests and small deployments)
+    evolve_after_ratings: int = Field(default=3, alias="EVOBOT_EVOLVE_AFTER_RATINGS")
+    job_retry_intervals: str = Field(default="2,10,30", alias="EVOBOT_JOB_RETRY_INTERVALS")
+    reconcile_every_s: float = Field(default=60.0, alias="EVOBOT_RECONCILE_EVERY_S")
+    allow_model_requests: bool = Field(default=True, alias="EVOBOT_ALLOW_MODEL_REQUESTS")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgres://"):
+                url = "postgresql://" + url.removeprefix("postgres://")
+            if url.startswith("postgresql://"):
+                url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'evobot.db').resolve()}"
+
+    @property
+    def admins(self) -> list[str]:
+        return [a.strip() for a in self.evobot_admins.split(",") if a.strip()]
+
+    def engine_settings(self) -> EngineSettings:
+        return EngineSettings(
+            llm_model=self.llm_model,
+            evolver_model=self.evolver_model,
+            judge_model=self.judge_model,
+            llm_timeout_s=self.llm_timeout_s,
+            llm_fallbacks=[m.strip() for m in self.llm_fallbacks.split(",") if m.strip()],
+            evolve_after_ratings=self.evolve_after_ratings,
+            job_retry_intervals=[
+                int(x) for x in self.job_retry_intervals.split(",") if x.strip()
+            ],
+            admins=self.admins,
+        )
+
+
+def load_config() -> Config:
+    return Config()

@@ -1,0 +1,1 @@
+"""evobot's platform-agnostic core."""

@@ -1,0 +1,1 @@
+"""The evolution engine: reflect, propose, validate, route, announce, watch."""

@@ -1,0 +1,177 @@
+"""The execute job: claim a pending execution, run the agent, deliver the answer."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import or_, update
+
+from engine.llm.gateway import LLMError, LLMTimeout
+from engine.present import footer
+from engine.runner import run_agent
+from engine.runtime import Runtime
+from engine.storage.models import Execution, Tool, utcnow
+from engine.tools.box import PYTHON_SPEC, ToolBox, ToolSpec
+from engine.types import AnswerReady, ExecutionFailed, ExecutionStatus, TenantId, Working
+
+log = logging.getLogger(__name__)
+
+
+async def claim(rt: Runtime, execution_id: int) -> bool:
+    """Pending → running, or take over a run whose worker died. False: nothing to do."""
+    stale = utcnow() - timedelta(seconds=rt.settings.stale_running_s)
+    async with rt.sessions() as session, session.begin():
+        result = await session.execute(
+            update(Execution)
+            .where(
+                Execution.id == execution_id,
+                or_(
+                    Execution.status == ExecutionStatus.PENDING.value,
+                    (Execution.status == ExecutionStatus.RUNNING.value)
+                    & (Execution.updated_at < stale),
+                ),
+            )
+            .values(status=ExecutionStatus.RUNNING.value, attempts=Execution.attempts + 1,
+                    updated_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def toolbox_for(rt: Runtime, tenant_id: TenantId, tool_refs: list[str]) -> ToolBox:
+    """The built-in python tool plus the version's own tools, all sandboxed."""
+    if rt.sandbox is None:
+        return ToolBox([], None)
+    specs = [PYTHON_SPEC]
+    if tool_refs:
+        async with rt.repo(tenant_id) as repo:
+            rows = {f"{t.name}@{t.version}": t for t in await repo.tools()}
+        specs += [_spec(rows[ref]) for ref in tool_refs if ref in rows]
+    return ToolBox(specs, rt.sandbox, timeout_s=rt.settings.tool_timeout_s)
+
+
+def _spec(row: Tool) -> ToolSpec:
+    return ToolSpec(row.name, row.description, row.parameters, row.source, row.version)
+
+
+async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True) -> str:
+    """Run one execution. Infra failures re-raise (the job retries) until the final attempt,
+    which marks the row failed and tells the user; they are never learned from."""
+    if not await claim(rt, execution_id):
+        return "skipped"
+    async with rt.sessions() as session:
+        row = await session.get(Execution, execution_id)
+        assert row is not None
+        tenant_id = row.tenant_id
+    async with rt.repo(tenant_id) as repo:
+        version = await repo.version(row.version)
+        history = []
+        if row.thread_id:
+            earlier = await repo.thread_history(row.channel_id, row.thread_id)
+            history = [(e.objective, e.output or "") for e in earlier if e.id != row.id]
+    assert version is not None
+    await rt.notifier.deliver(
+        Working(tenant_id=tenant_id, execution_id=row.id, channel_id=row.channel_id,
+                thread_id=row.thread_id, reply_to=row.message_id)
+    )
+    lessons = await _lessons(rt, tenant_id, row.objective)
+    toolbox = await toolbox_for(rt, tenant_id, version.tools)
+    try:
+        result = await run_agent(
+            rt.gateway, version, row.objective, toolbox=toolbox, history=history,
+            lessons=lessons, max_steps=rt.settings.max_steps,
+        )
+    except LLMError as exc:
+        await _failed_attempt(rt, row, exc, final_attempt)
+        if final_attempt:
+            return "failed"
+        raise
+    await _record_tool_stats(rt, tenant_id, result.trace)
+    async with rt.repo(tenant_id) as repo:
+        stored = await repo.execution(execution_id)
+        assert stored is not None
+        stored.output, stored.trace = result.output, result.trace
+        stored.tokens_in, stored.tokens_out = result.usage.tokens_in, result.usage.tokens_out
+        stored.cost_usd, stored.duration_s = result.usage.cost_usd, result.duration_s
+        stored.status, stored.error = ExecutionStatus.SUCCEEDED.value, None
+    delivery = await rt.notifier.deliver(
+        AnswerReady(
+            tenant_id=tenant_id, execution_id=row.id, channel_id=row.channel_id,
+            thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
+            text=result.output, version=version.version, tool_count=len(toolbox.tools),
+            duration_s=result.duration_s,
+            footer=footer(version.version, len(toolbox.tools), result.duration_s, row.arm),
+        )
+    )
+    if delivery.ref is not None:
+        async with rt.repo(tenant_id) as repo:
+            stored = await repo.execution(execution_id)
+            assert stored is not None
+            stored.answer_channel_id = delivery.ref.channel_id
+            stored.answer_message_id = delivery.ref.message_id
+    return "succeeded"
+
+
+async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: bool) -> None:
+    reason = (
+        "The model took too long to answer." if isinstance(exc, LLMTimeout)
+        else "The model could not be reached."
+    )
+    async with rt.repo(row.tenant_id) as repo:
+        stored = await repo.execution(row.id)
+        assert stored is not None
+        stored.error = str(exc)[:1000]
+        # not final: back to pending so the retry (or the reconciler) can claim it again
+        stored.status = (ExecutionStatus.FAILED if final else ExecutionStatus.PENDING).value
+    if final:
+        await rt.notifier.deliver(
+            ExecutionFailed(
+                tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
+                thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
+                reason=f"{reason} Please try again — this doesn't count against the agent.",
+            )
+        )
+
+
+async def mark_failed(rt: Runtime, execution_id: int, reason: str) -> None:
+    """A job that exhausted its retries for a non-LLM reason: tell the user, keep the row."""
+    async with rt.sessions() as session, session.begin():
+        row = await session.get(Execution, execution_id)
+        if row is None or row.status == ExecutionStatus.SUCCEEDED.value:
+            return
+        row.status, row.error = ExecutionStatus.FAILED.value, reason[:1000]
+    await rt.notifier.deliver(
+        ExecutionFailed(
+            tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
+            thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
+            reason="Something went wrong while answering; it has been logged. Please try again.",
+        )
+    )
+
+
+async def _lessons(rt: Runtime, tenant_id: TenantId, objective: str) -> list[str]:
+    if rt.knowledge is None:
+        return []
+    try:
+        hits = await rt.knowledge.similar_bad_objectives(tenant_id, objective, k=3)
+    except Exception:
+        log.exception("knowledge lookup failed; answering without lessons")
+        return []
+    return [str(getattr(h, "lesson", h)) for h in hits if getattr(h, "lesson", h)]
+
+
+async def _record_tool_stats(rt: Runtime, tenant_id: TenantId, trace: list[dict[str, object]]) -> None:
+    if not trace:
+        return
+    async with rt.repo(tenant_id) as repo:
+        tools = {t.name: t for t in await repo.tools(("active", "pinned", "stale"))}
+        for call in trace:
+            tool = tools.get(str(call["tool"]))
+            if tool is None:
+                continue
+            tool.calls += 1
+            tool.successes += 1 if call["ok"] else 0
+            tool.total_duration_s += float(call["duration_s"])  # type: ignore[arg-type]
+            tool.last_used_at = utcnow()
+            if tool.status == "stale":
+                tool.status = "active"

@@ -1,0 +1,52 @@
+"""What the knowledge store hands back: plain, immutable records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KnowledgeHit:
+    """A learning or tool recipe: the tenant's own, or an anonymized shared one."""
+
+    id: str
+    text: str
+    domain: str
+    type: str
+    confidence: float
+    impact: float
+    timestamp: float
+    shared: bool  # True: from the shared pool (anonymized, origin unknown to the reader)
+    distance: float | None = None  # cosine distance to the query; None when not a query
+    tool_name: str = ""  # tool recipes only
+
+    @property
+    def score(self) -> float:
+        """How much a pattern is worth reusing: confidence times impact."""
+        return self.confidence * self.impact
+
+
+@dataclass(frozen=True)
+class PastObjective:
+    """An objective this tenant handled before, with how it went."""
+
+    id: str
+    text: str
+    domain: str
+    rating: int  # 1-5
+    outcome: str  # "good" (4-5) | "mixed" (3) | "bad" (1-2)
+    lesson: str
+    timestamp: float
+    distance: float | None = None
+
+
+@dataclass(frozen=True)
+class CrossDomainPattern:
+    """Similar shared learnings that showed up in several domains."""
+
+    text: str  # the highest-scoring member, as representative
+    domains: tuple[str, ...]
+    members: int
+    origins: int  # distinct contributing tenants (counted by hashed origin)
+    mean_confidence: float
+    mean_impact: float

@@ -1,0 +1,1 @@
+"""The LLM gateway (litellm) and the providers evobot registers with it."""

@@ -1,0 +1,239 @@
+"""Every model call goes through here, and through litellm.
+
+Timeouts, retries and fallbacks are litellm's; we add a hard wall-clock timeout, token and
+cost accounting per call, structured output with one repair retry, and the switch that
+forbids real model requests in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import litellm  # noqa: E402
+from pydantic import BaseModel, ValidationError  # noqa: E402
+
+from engine.llm import providers  # noqa: E402
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+
+litellm.suppress_debug_info = True
+litellm.drop_params = True  # providers that don't take a parameter get the call without it
+
+
+class ModelRequestsForbidden(RuntimeError):
+    """A real model was called while real requests are switched off (tests)."""
+
+
+class LLMError(RuntimeError):
+    """The model call failed for infrastructure reasons (timeout, provider error)."""
+
+
+class LLMTimeout(LLMError):
+    pass
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.calls += other.calls
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+        self.cost_usd += other.cost_usd
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    raw_arguments: str = ""
+
+
+@dataclass
+class Reply:
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    message: dict[str, Any] = field(default_factory=dict)  # the assistant message, for history
+
+
+@dataclass
+class Structured(Generic[T]):
+    value: T | None
+    usage: Usage
+    errors: list[str]
+    raw: str = ""
+
+
+# pydantic-ai style global switch: tests turn it off so only scripted models can answer.
+ALLOW_MODEL_REQUESTS = True
+
+
+def _is_offline_model(model: str) -> bool:
+    return model.startswith(f"{providers.SCRIPTED}/")
+
+
+def supports_tools(model: str) -> bool:
+    """Whether to offer tools in function-calling form (else: a plain completion)."""
+    if model.startswith(f"{providers.SCRIPTED}/"):
+        return True
+    if model.startswith(f"{providers.LOCAL}/"):
+        return False  # SmolLM2-135M can't call functions reliably
+    try:
+        return bool(litellm.supports_function_calling(model=model))
+    except Exception:
+        return False
+
+
+class LLMGateway:
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 60.0,
+        num_retries: int = 2,
+        fallbacks: list[str] | None = None,
+    ) -> None:
+        providers.register()
+        self.timeout_s = timeout_s
+        self.num_retries = num_retries
+        self.fallbacks = fallbacks or []
+
+    async def complete(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        purpose: str,
+        tools: list[dict[str, Any]] | None = None,
+        temperature: float = 0.2,
+        response_format: dict[str, Any] | None = None,
+        max_tokens: int = 800,
+    ) -> Reply:
+        if not ALLOW_MODEL_REQUESTS and not _is_offline_model(model):
+            raise ModelRequestsForbidden(
+                f"real model request to {model!r} while model requests are forbidden"
+            )
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "timeout": self.timeout_s,
+            "num_retries": self.num_retries,
+            "metadata": {"evobot_purpose": purpose},
+        }
+        if tools:
+            kwargs["tools"] = tools
+        if response_format:
+            kwargs["response_format"] = response_format
+        if self.fallbacks:
+            kwargs["fallbacks"] = self.fallbacks
+        try:
+            # litellm has its own timeout; the outer one also bounds retries and local models.
+            response = await asyncio.wait_for(
+                litellm.acompletion(**kwargs), timeout=self.timeout_s * (self.num_retries + 1)
+            )
+        except (TimeoutError, litellm.exceptions.Timeout) as exc:
+            raise LLMTimeout(f"{model} timed out ({purpose})") from exc
+        except ModelRequestsForbidden:
+            raise
+        except Exception as exc:
+            raise LLMError(f"{model} failed ({purpose}): {exc}") from exc
+        return _reply(response)
+
+    async def structured(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        schema: type[T],
+        *,
+        purpose: str,
+        temperature: float = 0.0,
+        max_tokens: int = 1200,
+    ) -> Structured[T]:
+        """A pydantic-validated JSON answer; one repair retry with the validation error."""
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema()},
+        }
+        usage = Usage()
+        errors: list[str] = []
+        conversation = list(messages)
+        raw = ""
+        for _attempt in range(2):
+            reply = await self.complete(
+                model,
+                conversation,
+                purpose=purpose,
+                temperature=temperature,
+                response_format=response_format,
+                max_tokens=max_tokens,
+            )
+            usage.add(reply.usage)
+            raw = reply.content
+            try:
+                return Structured(schema.model_validate_json(_json_part(raw)), usage, errors, raw)
+            except (ValidationError, ValueError) as exc:
+                errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+                conversation = [
+                    *messages,
+                    {"role": "assistant", "content": raw[:4000]},
+                    {
+                        "role": "user",
+                        "content": "That was not valid JSON for the schema. Error: "
+                        f"{errors[-1]}\nReply with only the corrected JSON object.",
+                    },
+                ]
+        return Structured(None, usage, errors, raw)
+
+
+def _json_part(text: str) -> str:
+    """The JSON object in a reply, tolerating code fences and chatter around it."""
+    start, end = text.find("{"), text.rfind("}")
+    if start == -1 or end <= start:
+        raise ValueError("no JSON object in the reply")
+    return text[start : end + 1]
+
+
+def _reply(response: Any) -> Reply:
+    message = response.choices[0].message
+    calls = []
+    for call in message.tool_calls or []:
+        raw = call.function.arguments or "{}"
+        try:
+            arguments = json.loads(raw)
+        except json.JSONDecodeError:
+            arguments = {"__invalid_json__": raw}
+        calls.append(ToolCall(call.id, call.function.name, arguments, raw))
+    usage = Usage(calls=1)
+    if getattr(response, "usage", None):
+        usage.tokens_in = int(response.usage.prompt_tokens or 0)
+        usage.tokens_out = int(response.usage.completion_tokens or 0)
+    try:
+        usage.cost_usd = float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # models without a price (local, scripted) cost nothing
+        usage.cost_usd = 0.0
+    assistant: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
+    if calls:
+        assistant["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.raw_arguments or "{}"},
+            }
+            for c in calls
+        ]
+    return Reply(message.content or "", calls, usage, assistant)

@@ -1,0 +1,29 @@
+"""Registers evobot's litellm custom providers: `local/…` (llama.cpp) and `scripted/…`."""
+
+from __future__ import annotations
+
+import litellm
+
+LOCAL = "local"
+SCRIPTED = "scripted"
+
+_registered = False
+
+
+def register() -> None:
+    """Idempotent: add our providers to litellm's custom provider map."""
+    global _registered
+    if _registered:
+        return
+    from engine.llm.default_script import install_default_scripts
+    from engine.llm.local import LocalLlamaLLM
+    from engine.llm.scripted import ScriptedLLM
+
+    install_default_scripts()
+    others = [p for p in litellm.custom_provider_map if p["provider"] not in (LOCAL, SCRIPTED)]
+    litellm.custom_provider_map = [
+        *others,
+        {"provider": LOCAL, "custom_handler": LocalLlamaLLM()},
+        {"provider": SCRIPTED, "custom_handler": ScriptedLLM()},
+    ]
+    _registered = True

@@ -1,0 +1,45 @@
+"""Notifier routing by platform, and the recording notifier used as a fake in tests."""
+
+from __future__ import annotations
+
+import logging
+
+from engine.ports import Notifier
+from engine.types import Delivery, OutboundEvent, tenant_platform
+
+log = logging.getLogger(__name__)
+
+
+class NotifierRouter:
+    """Sends each event to the notifier registered for its tenant's platform."""
+
+    def __init__(self, notifiers: dict[str, Notifier] | None = None) -> None:
+        self._notifiers: dict[str, Notifier] = dict(notifiers or {})
+
+    def register(self, platform: str, notifier: Notifier) -> None:
+        self._notifiers[platform] = notifier
+
+    async def deliver(self, event: OutboundEvent) -> Delivery:
+        notifier = self._notifiers.get(tenant_platform(event.tenant_id))
+        if notifier is None:
+            log.warning("no notifier for %s; dropped %s", event.tenant_id, event.type)
+            return Delivery()
+        try:
+            return await notifier.deliver(event)
+        except Exception:  # a platform outage must not fail the job that produced the event
+            log.exception("delivering %s to %s failed", event.type, event.tenant_id)
+            return Delivery()
+
+
+class RecordingNotifier:
+    """A Notifier that keeps every event; the fake beside the port."""
+
+    def __init__(self) -> None:
+        self.events: list[OutboundEvent] = []
+
+    async def deliver(self, event: OutboundEvent) -> Delivery:
+        self.events.append(event)
+        return Delivery()
+
+    def of_type(self, type_: str) -> list[OutboundEvent]:
+        return [e for e in self.events if e.type == type_]

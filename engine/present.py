@@ -1,0 +1,81 @@
+"""Platform-neutral documents for what the engine tells people. Adapters render them."""
+
+from __future__ import annotations
+
+from engine.types import Block, Button, Decision, Document
+
+DECISION_TITLES = {
+    Decision.PROMOTED: "Agent evolved",
+    Decision.CANARY: "Trying a new version on some users (canary)",
+    Decision.NEEDS_APPROVAL: "A new version is waiting for an admin's approval",
+    Decision.REJECTED: "An evolution was rejected",
+    Decision.SKIPPED: "Nothing to change",
+}
+
+
+def footer(version: int, tool_count: int, duration_s: float, arm: str = "active") -> str:
+    tools = f"{tool_count} tool" + ("" if tool_count == 1 else "s")
+    canary = " · canary" if arm == "canary" else ""
+    return f"v{version}{canary} · {tools} · {duration_s:.1f} s"
+
+
+def evolution_document(
+    *,
+    decision: Decision,
+    from_version: int,
+    to_version: int | None,
+    diff: str,
+    rationale: str,
+    replay_summary: str,
+    evolution_id: int,
+) -> Document:
+    arrow = f"v{from_version} → v{to_version}" if to_version else f"v{from_version}"
+    blocks = [
+        Block(kind="header", text=f"{DECISION_TITLES[decision]}: {arrow}"),
+        Block(kind="text", text=rationale or "(no rationale)"),
+    ]
+    if diff:
+        blocks.append(Block(kind="diff", text=diff))
+    if replay_summary:
+        blocks.append(Block(kind="context", text=replay_summary))
+    buttons: list[Button] = []
+    if decision == Decision.PROMOTED:
+        buttons.append(
+            Button(action="rollback", label="Roll back", value=str(from_version),
+                   style="danger", admin_only=True)
+        )
+    elif decision == Decision.NEEDS_APPROVAL:
+        buttons += [
+            Button(action="apply", label="Apply", value=str(evolution_id), style="primary",
+                   admin_only=True),
+            Button(action="dismiss", label="Dismiss", value=str(evolution_id), admin_only=True),
+        ]
+    elif decision == Decision.CANARY and to_version:
+        buttons.append(
+            Button(action="rollback", label="Stop canary", value=str(from_version),
+                   style="danger", admin_only=True)
+        )
+    summary = f"{DECISION_TITLES[decision]}: {arrow}. {replay_summary}".strip()
+    return Document(summary=summary, blocks=blocks, buttons=buttons)
+
+
+def rollback_document(
+    *, from_version: int, to_version: int, automatic: bool, reason: str, actor: str
+) -> Document:
+    who = "Automatic rollback" if automatic else f"Rolled back by {actor}"
+    return Document(
+        summary=f"{who}: v{from_version} → v{to_version}",
+        blocks=[
+            Block(kind="header", text=f"{who}: v{from_version} → v{to_version}"),
+            Block(kind="text", text=reason),
+        ],
+    )
+
+
+def text_document(title: str, text: str = "", *, context: str = "") -> Document:
+    blocks = [Block(kind="header", text=title)]
+    if text:
+        blocks.append(Block(kind="text", text=text))
+    if context:
+        blocks.append(Block(kind="context", text=context))
+    return Document(summary=title if not text else f"{title}: {text}"[:300], blocks=blocks)

@@ -1,0 +1,94 @@
+"""Runs one objective with one agent version: the litellm tool-calling loop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.llm.gateway import LLMGateway, Usage, supports_tools
+from engine.prompt import render
+from engine.tools.box import ToolBox
+from engine.types import AgentVersionView
+
+
+@dataclass
+class RunResult:
+    output: str
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    duration_s: float = 0.0
+    tools_used: list[str] = field(default_factory=list)
+
+
+def build_messages(
+    version: AgentVersionView,
+    objective: str,
+    history: list[tuple[str, str]],
+    lessons: list[str],
+) -> list[dict[str, Any]]:
+    system = render(version.prompt)
+    if lessons:
+        system += "\nLessons from similar past requests that users rated badly:\n" + "\n".join(
+            f"- {lesson}" for lesson in lessons
+        )
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    for asked, answered in history:
+        messages += [
+            {"role": "user", "content": asked},
+            {"role": "assistant", "content": answered},
+        ]
+    messages.append({"role": "user", "content": objective})
+    return messages
+
+
+async def run_agent(
+    gateway: LLMGateway,
+    version: AgentVersionView,
+    objective: str,
+    *,
+    toolbox: ToolBox,
+    history: list[tuple[str, str]] | None = None,
+    lessons: list[str] | None = None,
+    max_steps: int = 5,
+    purpose: str = "execute",
+) -> RunResult:
+    """Answer `objective`. Raises LLMError on infrastructure failures (never learned from)."""
+    start = time.perf_counter()
+    messages = build_messages(version, objective, history or [], lessons or [])
+    tools = toolbox.schemas() if supports_tools(version.model) else []
+    result = RunResult(output="")
+    for step in range(max_steps):
+        last_step = step == max_steps - 1
+        reply = await gateway.complete(
+            version.model,
+            messages,
+            purpose=purpose,
+            tools=None if last_step else tools or None,
+            temperature=version.temperature,
+        )
+        result.usage.add(reply.usage)
+        if not reply.tool_calls:
+            result.output = reply.content.strip()
+            break
+        messages.append(reply.message)
+        for call in reply.tool_calls:
+            outcome = await toolbox.call(call.name, call.arguments)
+            result.tools_used.append(call.name)
+            result.trace.append(
+                {
+                    "step": step,
+                    "tool": call.name,
+                    "arguments": call.arguments,
+                    "ok": outcome.ok,
+                    "result": outcome.content[:2000],
+                    "duration_s": round(outcome.duration_s, 4),
+                }
+            )
+            messages.append(
+                {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": outcome.content}
+            )
+    if not result.output:
+        result.output = "(no answer)"
+    result.duration_s = time.perf_counter() - start
+    return result

@@ -1,0 +1,29 @@
+"""Runs untrusted Python (the `python` tool, generated tools and their tests) in a sandbox.
+
+`make_sandbox` picks the implementation: E2B when an API key is configured, otherwise the
+local subprocess sandbox. Both follow the convention described in `engine.sandbox.port`.
+"""
+
+from __future__ import annotations
+
+from engine.sandbox.e2b import E2BSandbox
+from engine.sandbox.local import LocalSandbox
+from engine.sandbox.port import DEFAULT_ALLOWED_MODULES, Sandbox, SandboxResult
+from engine.sandbox.static_check import check_tool_source
+
+
+def make_sandbox(e2b_api_key: str | None) -> Sandbox:
+    if e2b_api_key:
+        return E2BSandbox(e2b_api_key)
+    return LocalSandbox()
+
+
+__all__ = [
+    "DEFAULT_ALLOWED_MODULES",
+    "E2BSandbox",
+    "LocalSandbox",
+    "Sandbox",
+    "SandboxResult",
+    "check_tool_source",
+    "make_sandbox",
+]

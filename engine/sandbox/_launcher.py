@@ -1,0 +1,103 @@
+"""Starts `_runner.py` in a limited subprocess from inside a remote sandbox (E2B).
+
+``E2BSandbox`` sends this module's source, followed by a call to ``launch(...)``, as one
+code cell: the remote kernel runs it and the call's return value (a JSON envelope) comes
+back as the cell's result, apart from the user's prints. This gives the remote sandbox the
+same convention and the same limits as the local one (allowlist, audit hook, rlimits,
+timeout, output cap), with E2B's VM as the outer wall.
+
+It runs in someone else's interpreter, so it is synchronous, stdlib only and self-contained
+(no ``from __future__`` either: a cell may not start with it after this docstring).
+``apply_limits`` is also what ``LocalSandbox`` sets in its child before exec.
+"""
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+
+def apply_limits(
+    cpu_s: int, memory_bytes: int, file_bytes: int, processes: int, open_files: int
+) -> None:
+    """Limits for the sandboxed process; meant for a forked child before exec."""
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _read_capped(path: str, limit: int) -> tuple[str, bool]:
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    return data[:limit].decode("utf-8", errors="replace"), len(data) > limit
+
+
+def kill_group(pgid: int) -> None:
+    """Kills the sandboxed process and everything it started (its own session)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # the group is gone
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def launch(
+    runner_source: str,
+    job_json: str,
+    code: str,
+    timeout_s: float,
+    limits: list[int],
+    output_limit: int,
+) -> str:
+    """Runs the code once; returns the envelope the host turns into a SandboxResult."""
+    workdir = tempfile.mkdtemp(prefix="evobot-sandbox-")
+    logdir = tempfile.mkdtemp(prefix="evobot-logs-")  # outside the code's reach
+    try:
+        for name, text in (("runner.py", runner_source), ("job.json", job_json), ("main.py", code)):
+            with open(os.path.join(workdir, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        out_path, err_path = os.path.join(logdir, "stdout"), os.path.join(logdir, "stderr")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-B", "runner.py"],
+                cwd=workdir,
+                env={},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                preexec_fn=lambda: apply_limits(*limits),
+            )
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                kill_group(proc.pid)
+                proc.wait()
+        stdout, stdout_cut = _read_capped(out_path, output_limit)
+        stderr, stderr_cut = _read_capped(err_path, output_limit)
+        result_path = os.path.join(workdir, "result.json")
+        result_text = None
+        if not timed_out and os.path.exists(result_path):
+            with open(result_path, encoding="utf-8", errors="replace") as f:
+                result_text = f.read()
+        return json.dumps(
+            {
+                "returncode": proc.returncode,
+                "timed_out": timed_out,
+                "stdout": stdout,
+                "stderr": stderr,
+                "truncated": stdout_cut or stderr_cut,
+                "result_text": result_text,
+            }
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(logdir, ignore_errors=True)

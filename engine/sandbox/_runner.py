@@ -1,0 +1,272 @@
+"""Bootstrap that runs one piece of untrusted code inside the local sandbox.
+
+Started by ``LocalSandbox`` as ``python -I -S -B _runner.py`` with the fresh sandbox
+directory as its working directory. It must stay self-contained (stdlib only, nothing
+from ``engine``): it runs in a bare interpreter without site-packages.
+
+Steps: read the job (``job.json``: inputs and the import allowlist) and the code
+(``main.py``); open the result file; install an audit hook that refuses network, process
+creation, ctypes, non-allowlisted imports and file access outside the sandbox; run the code
+as ``__main__`` with ``inputs`` as a global; write ``{"error": ..., "value": ...}`` to the
+result file. The result goes to its own file, not stdout, so user prints cannot spoof it.
+
+The audit hook is a guard against accidents and casual misuse by generated code; the hard
+limits (rlimits, process group kill, network namespace) are set up by the host.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from typing import Any
+
+JOB_FILE = "job.json"
+CODE_FILE = "main.py"
+RESULT_FILE = "result.json"
+TRACEBACK_FRAMES = 8  # the last frames of a user exception go to stderr
+
+# Modules the interpreter and the allowlisted modules import internally. Refusing them
+# would break e.g. `import dataclasses` (-> inspect -> importlib.machinery) or
+# `datetime.strptime` (-> _strptime). User code still cannot import them directly:
+# `guarded_import` below only lets it name modules of the user allowlist.
+SUPPORT_MODULES = frozenset(
+    {
+        "__future__", "_abc", "_ast", "_bisect", "_blake2", "_codecs", "_collections",
+        "_collections_abc", "_contextvars", "_csv", "_datetime", "_decimal", "_functools",
+        "_hashlib", "_heapq", "_io", "_json", "_locale", "_md5", "_opcode", "_operator",
+        "_pydecimal", "_random", "_sha1", "_sha256", "_sha3", "_sha512", "_sre", "_stat",
+        "_statistics", "_string", "_strptime", "_struct", "_thread", "_typing", "_uuid",
+        "_warnings", "_weakref", "_weakrefset", "_zoneinfo", "abc", "ast", "codecs",
+        "contextvars", "copyreg", "dis", "encodings", "errno", "genericpath", "importlib",
+        "inspect", "io", "linecache", "locale", "opcode", "os", "platform", "posixpath", "stat",
+        "stringprep", "sysconfig", "token", "tokenize", "traceback", "warnings",
+    }
+)
+
+# Default zoneinfo search path of CPython: zoneinfo reads tz files from there.
+TZ_DIRS = ("/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo", "/etc/zoneinfo")
+
+PROCESS_EVENTS = frozenset(
+    {
+        "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+        "os.kill", "os.killpg", "subprocess.Popen", "pty.spawn", "os.startfile",
+    }
+)
+# Events whose first argument (and second, for rename) is a path that gets modified.
+PATH_WRITE_EVENTS = frozenset(
+    {
+        "os.chmod", "os.chown", "os.mkdir", "os.remove", "os.rename", "os.rmdir",
+        "os.truncate", "os.utime", "os.chflags", "os.lchflags", "os.setxattr",
+        "os.removexattr", "os.chdir", "shutil.rmtree",
+    }
+)
+PATH_READ_EVENTS = frozenset({"os.listdir", "os.scandir", "os.getxattr", "os.listxattr"})
+DENIED_EVENTS = frozenset(
+    {
+        "os.symlink", "os.link",  # a link could point outside the sandbox directory
+        "resource.setrlimit", "resource.prlimit",  # limits are not negotiable
+        "sys.addaudithook", "sys.unraisablehook", "syslog.openlog", "webbrowser.open",
+    }
+)
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _inside(path: str, roots: Iterable[str]) -> bool:
+    return any(path == root or path.startswith(root + os.sep) for root in roots)
+
+
+class Policy:
+    """What the audit hook lets through."""
+
+    def __init__(self, workdir: str, allowed_modules: frozenset[str]) -> None:
+        self.workdir = os.path.realpath(workdir)
+        self.allowed_modules = allowed_modules
+        stdlib = [os.path.realpath(p) for p in sys.path if p]
+        self.read_roots = (self.workdir, *stdlib, *(os.path.realpath(d) for d in TZ_DIRS))
+
+    def hook(self, event: str, args: tuple[Any, ...]) -> None:
+        if event == "import":
+            self.check_import(args[0])
+        elif event == "open":
+            self.check_open(args[0], args[1], args[2])
+        elif event.startswith("socket."):
+            raise PermissionError("network access is not allowed in the sandbox")
+        elif event in PROCESS_EVENTS:
+            raise PermissionError("starting or signalling processes is not allowed in the sandbox")
+        elif event.startswith("ctypes."):
+            raise PermissionError("ctypes is not allowed in the sandbox")
+        elif event in PATH_WRITE_EVENTS:
+            self.check_write(args[0])
+            if event == "os.rename":
+                self.check_write(args[1])
+        elif event in PATH_READ_EVENTS:
+            self.check_read(args[0])
+        elif event in DENIED_EVENTS:
+            raise PermissionError(f"{event} is not allowed in the sandbox")
+
+    def check_import(self, name: str) -> None:
+        top = name.partition(".")[0]
+        if top in self.allowed_modules or top in SUPPORT_MODULES:
+            return
+        if top.startswith("_sysconfigdata_"):  # platform-named module that sysconfig loads
+            return
+        raise ImportError(f"module {name!r} is not allowed")
+
+    def check_open(self, path: object, mode: object, flags: object) -> None:
+        writing = isinstance(flags, int) and bool(flags & WRITE_FLAGS)
+        if isinstance(mode, str) and any(c in mode for c in "wax+"):
+            writing = True
+        if writing:
+            self.check_write(path)
+        else:
+            self.check_read(path)
+
+    def check_write(self, path: object) -> None:
+        resolved = self.resolve(path)
+        if resolved is not None and not _inside(resolved, [self.workdir]):
+            raise PermissionError(f"writing outside the sandbox directory is not allowed: {path}")
+
+    def check_read(self, path: object) -> None:
+        resolved = self.resolve(path)
+        if resolved is not None and not _inside(resolved, self.read_roots):
+            raise PermissionError(f"reading outside the sandbox directory is not allowed: {path}")
+
+    def resolve(self, path: object) -> str | None:
+        """Absolute real path, or None for an already open file descriptor."""
+        if path is None:
+            path = "."
+        if isinstance(path, int):
+            return None  # a descriptor the process already holds went through a check
+        return os.path.realpath(os.fsdecode(path))  # type: ignore[arg-type]
+
+
+def guarded_import(allowed: frozenset[str]) -> Callable[..., Any]:
+    """`__import__` for user code: only allowlisted modules, even if already loaded.
+
+    The audit hook only sees imports of modules not yet in sys.modules; `os`, `sys` and the
+    runner's own imports are, so the import statements of user code are checked here.
+    C code called from user code imports through this function too (`datetime.strptime`
+    imports `_strptime`); it passes a list as `fromlist` (PyImport_Import), an import
+    statement passes None or a tuple, so such lazy imports may use the support modules.
+    """
+    real_import = __import__
+
+    def _import(
+        name: str,
+        globals: dict[str, Any] | None = None,  # the signature of __import__
+        locals: dict[str, Any] | None = None,
+        fromlist: Any = None,
+        level: int = 0,
+    ) -> Any:
+        if level != 0:
+            raise ImportError("relative imports are not allowed in the sandbox")
+        top = name.partition(".")[0]
+        lazy_support_import = isinstance(fromlist, list) and top in SUPPORT_MODULES
+        if top not in allowed and not lazy_support_import:
+            raise ImportError(f"module {name!r} is not allowed")
+        return real_import(name, globals, locals, fromlist, level)
+
+    return _import
+
+
+def user_globals(inputs: dict[str, Any], allowed: frozenset[str], path: str) -> dict[str, Any]:
+    builtins_ns = dict(vars(builtins))
+    builtins_ns["__import__"] = guarded_import(allowed)
+    return {
+        "__name__": "__main__",
+        "__file__": path,
+        "__builtins__": builtins_ns,
+        "inputs": inputs,
+    }
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "memory limit exceeded"
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def print_traceback(exc: BaseException) -> None:
+    """The last frames of the user's code; the runner's own frames are left out."""
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+        lines = ["Traceback (most recent call last):\n"]
+        lines += traceback.format_list(frames[-TRACEBACK_FRAMES:])
+        lines += traceback.format_exception_only(type(exc), exc)
+        sys.stderr.write("".join(lines))
+    except BaseException:  # e.g. no memory left to format it
+        sys.stderr.write(describe(exc) + "\n")
+
+
+def run_user_code(code: str, namespace: dict[str, Any]) -> str | None:
+    """Runs the code; returns None on success or the error message."""
+    try:
+        compiled = compile(code, namespace["__file__"], "exec")
+        exec(compiled, namespace)
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            return None
+        return f"SystemExit: {exc.code}"
+    except BaseException as exc:  # everything the code raises is its error
+        print_traceback(exc)
+        return describe(exc)
+    return None
+
+
+def encode_value(namespace: dict[str, Any], limit: int) -> tuple[str, str | None]:
+    """JSON text of the `result` global (repr string if JSON cannot take it), and an error."""
+    if "result" not in namespace:
+        return "null", None
+    value = namespace["result"]
+    try:
+        encoded = json.dumps(value)
+    except MemoryError:
+        return "null", "memory limit exceeded"
+    except (TypeError, ValueError, RecursionError):
+        try:
+            encoded = json.dumps(repr(value))
+        except BaseException:  # a user __repr__ may raise anything
+            encoded = json.dumps(f"<unrepresentable {type(value).__name__}>")
+    if len(encoded) > limit:
+        return "null", f"result too large: {len(encoded)} bytes (limit {limit})"
+    return encoded, None
+
+
+def main() -> None:
+    workdir = os.getcwd()
+    with open(JOB_FILE, encoding="utf-8") as f:
+        job = json.load(f)
+    with open(CODE_FILE, encoding="utf-8") as f:
+        code = f.read()
+    os.remove(JOB_FILE)  # the code has no business reading its own job description
+    result_file = open(RESULT_FILE, "w", encoding="utf-8")  # noqa: SIM115 - kept to the end
+    stdout, stderr = sys.stdout, sys.stderr
+    allowed = frozenset(job["allowed_modules"])
+
+    sys.addaudithook(Policy(workdir, allowed).hook)
+    namespace = user_globals(job["inputs"], allowed, os.path.join(workdir, CODE_FILE))
+    error = run_user_code(code, namespace)
+    encoded = "null"
+    if error is None:
+        encoded, error = encode_value(namespace, job["result_limit"])
+
+    for stream in (sys.stdout, sys.stderr, stdout, stderr):
+        with contextlib.suppress(BaseException):  # a broken stream must not lose the result
+            stream.flush()
+    # Overwrite whatever the code may have put in the result file.
+    result_file.seek(0)
+    result_file.write(f'{{"error": {json.dumps(error)}, "value": {encoded}}}')
+    result_file.truncate()
+    result_file.close()
+    # Skip interpreter shutdown: no user finalizer runs after the result is written.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

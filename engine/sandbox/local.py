@@ -1,0 +1,240 @@
+"""The local sandbox: one fresh, limited Python subprocess per run.
+
+Layers, outermost first:
+
+- a fresh temporary directory as working directory, removed afterwards;
+- ``python -I -S -B``: isolated mode, no site-packages (no ``.pth`` code of the host's
+  environment runs, and start-up is about four times faster), no bytecode writes;
+- an empty environment: the host's secrets are not inherited;
+- ``resource`` limits set in the child before exec: CPU seconds, address space, file size,
+  process count, open files, no core dumps;
+- its own session, so a wall-clock timeout kills the whole process group;
+- stdout/stderr capped (``truncated`` set when cut);
+- where the host allows it (probed once): a new user + network namespace (no network
+  interface but a down loopback) and, when the host runs as root, the ``nobody`` user (so
+  that RLIMIT_NPROC applies: the kernel does not enforce it for root);
+- in every case the runner's audit hook (see ``_runner.py``): no sockets, no process
+  creation, no ctypes, only allowlisted imports, no file access outside the sandbox directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.sandbox import _runner
+from engine.sandbox._launcher import apply_limits, kill_group
+from engine.sandbox.port import (
+    DEFAULT_ALLOWED_MODULES,
+    OUTPUT_LIMIT_BYTES,
+    RESULT_LIMIT_BYTES,
+    SandboxResult,
+)
+from engine.sandbox.runs import Finished, interpret, job_json, rlimits
+
+RUNNER_PATH = str(Path(_runner.__file__).resolve())
+NOBODY = 65534  # the conventional overflow uid/gid
+PROBE_TIMEOUT_S = 10.0
+READ_CHUNK = 4096
+DRAIN_GRACE_S = 1.0  # after the kill, how long to wait for the pipes to close
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How sandbox processes are started on this host."""
+
+    prefix: tuple[str, ...] = ()  # e.g. ("/usr/bin/unshare", "--user", "--net", "--")
+    user: int | None = None  # uid and gid to run as; only when the host runs as root
+
+    @property
+    def features(self) -> list[str]:
+        features = ["rlimits", "process-group-kill", "audit-hook", "empty-env"]
+        if self.prefix:
+            features.append("user+net-namespace")
+        if self.user is not None:
+            features.append(f"uid-{self.user}")
+        return features
+
+
+def isolation_candidates() -> list[Isolation]:
+    """Strongest first; the first one that runs a trivial job is used."""
+    prefixes: list[tuple[str, ...]] = []
+    unshare = shutil.which("unshare")
+    if unshare is not None:
+        prefixes.append((unshare, "--user", "--net", "--"))
+    prefixes.append(())
+    users: list[int | None] = [NOBODY, None] if os.geteuid() == 0 else [None]
+    return [Isolation(prefix=prefix, user=user) for user in users for prefix in prefixes]
+
+
+class CappedBuffer:
+    """Keeps the first `limit` bytes of a stream and drains the rest (the child never blocks)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.truncated = False
+
+    async def drain(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        while chunk := await stream.read(READ_CHUNK):
+            room = self.limit - len(self.data)
+            if len(chunk) > room:
+                self.truncated = True
+            self.data += chunk[: max(room, 0)]
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+
+class LocalSandbox:
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        allowed_modules: frozenset[str] = DEFAULT_ALLOWED_MODULES,
+        output_limit: int = OUTPUT_LIMIT_BYTES,
+        result_limit: int = RESULT_LIMIT_BYTES,
+        max_processes: int = 32,
+        max_open_files: int = 64,
+        max_file_mb: int = 16,
+        python: str = sys.executable,
+    ) -> None:
+        self.allowed_modules = allowed_modules
+        self.output_limit = output_limit
+        self.result_limit = result_limit
+        self.max_processes = max_processes
+        self.max_open_files = max_open_files
+        self.max_file_mb = max_file_mb
+        self.python = python
+        self._isolation: Isolation | None = None
+        self._probe_lock = asyncio.Lock()
+
+    async def run(
+        self,
+        code: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        timeout_s: float = 5.0,
+        memory_mb: int = 256,
+    ) -> SandboxResult:
+        isolation = await self.isolation()
+        return await self._run(code, inputs or {}, timeout_s, memory_mb, isolation)
+
+    async def isolation(self) -> Isolation:
+        """The strongest isolation this host supports, probed on first use."""
+        async with self._probe_lock:
+            if self._isolation is None:
+                self._isolation = await self._probe()
+        return self._isolation
+
+    async def _probe(self) -> Isolation:
+        for candidate in isolation_candidates():
+            if await self._works(candidate):
+                return candidate
+        return Isolation()  # rlimits + audit hook still apply; a failure will show on run
+
+    async def _works(self, isolation: Isolation) -> bool:
+        try:
+            result = await self._run("result = 1", {}, PROBE_TIMEOUT_S, 256, isolation)
+        except OSError:  # e.g. the interpreter is not executable for the sandbox user
+            return False
+        return result.error is None and result.value == 1
+
+    async def _run(
+        self,
+        code: str,
+        inputs: dict[str, Any],
+        timeout_s: float,
+        memory_mb: int,
+        isolation: Isolation,
+    ) -> SandboxResult:
+        started = time.monotonic()
+        workdir = tempfile.mkdtemp(prefix="evobot-sandbox-")
+        try:
+            self._prepare(workdir, code, inputs, isolation)
+            finished = await self._execute(workdir, timeout_s, memory_mb, isolation)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
+        return interpret(finished, timeout_s, time.monotonic() - started)
+
+    def _prepare(
+        self, workdir: str, code: str, inputs: dict[str, Any], isolation: Isolation
+    ) -> None:
+        job = job_json(inputs, self.allowed_modules, self.result_limit)
+        Path(workdir, _runner.JOB_FILE).write_text(job, encoding="utf-8")
+        Path(workdir, _runner.CODE_FILE).write_text(code, encoding="utf-8")
+        if isolation.user is not None:
+            os.chown(workdir, isolation.user, isolation.user)
+
+    def _rlimits(self, timeout_s: float, memory_mb: int) -> list[int]:
+        return rlimits(
+            timeout_s,
+            memory_mb,
+            file_mb=self.max_file_mb,
+            processes=self.max_processes,
+            open_files=self.max_open_files,
+        )
+
+    async def _execute(
+        self, workdir: str, timeout_s: float, memory_mb: int, isolation: Isolation
+    ) -> Finished:
+        proc = await asyncio.create_subprocess_exec(
+            *isolation.prefix,
+            self.python,
+            "-I",
+            "-S",
+            "-B",
+            RUNNER_PATH,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=workdir,
+            env={},
+            start_new_session=True,
+            # Only setrlimit calls run between fork and exec: no lock is taken there.
+            preexec_fn=functools.partial(apply_limits, *self._rlimits(timeout_s, memory_mb)),
+            user=isolation.user,
+            group=isolation.user,
+            extra_groups=[] if isolation.user is not None else None,
+        )
+        stdout, stderr = CappedBuffer(self.output_limit), CappedBuffer(self.output_limit)
+        readers = asyncio.gather(stdout.drain(proc.stdout), stderr.drain(proc.stderr))
+        timed_out = False
+        try:
+            await asyncio.wait_for(proc.wait(), timeout_s)
+        except TimeoutError:
+            timed_out = True
+        finally:
+            # Also on success or cancellation: nothing the code started may outlive the run.
+            kill_group(proc.pid)
+            await proc.wait()
+        # A process that escaped the group would hold a pipe open: keep what was read.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(readers, DRAIN_GRACE_S)
+        return Finished(
+            returncode=proc.returncode,
+            timed_out=timed_out,
+            stdout=stdout.text(),
+            stderr=stderr.text(),
+            truncated=stdout.truncated or stderr.truncated,
+            result_text=None if timed_out else read_result(workdir),
+        )
+
+
+def read_result(workdir: str) -> str | None:
+    try:
+        return Path(workdir, _runner.RESULT_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

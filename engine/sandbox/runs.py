@@ -1,0 +1,93 @@
+"""What both sandbox implementations share: the job handed to `_runner.py` and the reading
+of what a run left behind (exit status, output, the runner's result file)."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+from engine.sandbox.port import SandboxResult
+
+
+def job_json(inputs: dict[str, Any], allowed_modules: frozenset[str], result_limit: int) -> str:
+    job = {
+        "inputs": inputs,
+        "allowed_modules": sorted(allowed_modules),
+        "result_limit": result_limit,
+    }
+    return json.dumps(job)
+
+
+def rlimits(
+    timeout_s: float,
+    memory_mb: int,
+    *,
+    file_mb: int = 16,
+    processes: int = 32,
+    open_files: int = 64,
+) -> list[int]:
+    """Arguments of `_launcher.apply_limits` for one run."""
+    return [
+        math.ceil(timeout_s) + 1,  # CPU seconds: a backstop for the wall-clock timeout
+        memory_mb * 1024 * 1024,
+        file_mb * 1024 * 1024,
+        processes,
+        open_files,
+    ]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run as the host saw it, before interpretation."""
+
+    returncode: int | None
+    timed_out: bool
+    stdout: str
+    stderr: str
+    truncated: bool
+    result_text: str | None  # the runner's result file, if it wrote one
+
+
+def interpret(finished: Finished, timeout_s: float, duration: float) -> SandboxResult:
+    value: Any = None
+    parsed = None if finished.timed_out else parse_result(finished.result_text)
+    if parsed is not None:
+        value, error = parsed.get("value"), parsed.get("error")
+    else:
+        error = failure_message(finished, timeout_s)
+    return SandboxResult(
+        stdout=finished.stdout,
+        stderr=finished.stderr,
+        value=value,
+        error=error,
+        duration=duration,
+        truncated=finished.truncated,
+    )
+
+
+def parse_result(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def failure_message(finished: Finished, timeout_s: float) -> str:
+    """Why the runner wrote no result."""
+    if finished.timed_out:
+        return f"timeout after {timeout_s}s"
+    code = finished.returncode
+    if code == -signal.SIGXCPU:
+        return "cpu time limit exceeded"
+    if "MemoryError" in finished.stderr:
+        return "memory limit exceeded"
+    if code is not None and code < 0:
+        return f"killed by signal {signal.strsignal(-code) or -code}"
+    last_line = finished.stderr.strip().splitlines()[-1:] or ["no output"]
+    return f"sandbox exited with code {code} without a result ({last_line[0]})"

@@ -1,0 +1,45 @@
+"""Engine settings: plain values handed in by the composition root (bot/config.py)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class EngineSettings(BaseModel):
+    llm_model: str = "local/smollm2"
+    evolver_model: str | None = None
+    judge_model: str | None = None
+    temperature: float = 0.2
+    max_steps: int = 5
+    llm_timeout_s: float = 60.0
+    llm_retries: int = 1
+    llm_fallbacks: list[str] = []
+    # evolution triggers: after N new ratings, or at once for a rating <= 2 with a comment
+    evolve_after_ratings: int = 3
+    evolve_quiet_s: float = 300.0
+    # routing by confidence
+    promote_confidence: float = 0.75
+    canary_confidence: float = 0.5
+    canary_share: float = 0.2
+    canary_min_ratings: int = 5
+    canary_drop_probability: float = 0.8
+    # degradation watch
+    watch_min_ratings: int = 5
+    watch_rollback_probability: float = 0.9
+    # replay
+    replay_negatives: int = 3
+    replay_positives: int = 2
+    # jobs
+    job_retry_intervals: list[int] = [2, 10, 30]
+    stale_running_s: float = 600.0
+    pending_grace_s: float = 15.0
+    tool_timeout_s: float = 5.0
+    admins: list[str] = []
+
+    @property
+    def evolver(self) -> str:
+        return self.evolver_model or self.llm_model
+
+    @property
+    def judge(self) -> str:
+        return self.judge_model or self.llm_model

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy async models, Alembic migrations, tenant-scoped repository."""

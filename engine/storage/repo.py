@@ -1,0 +1,464 @@
+"""Tenant-scoped data access. A `TenantRepo` can only see its own tenant's rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from engine.storage.models import (
+    Agent,
+    AgentVersion,
+    Evolution,
+    Execution,
+    Feedback,
+    Label,
+    LabelMove,
+    Tenant,
+    Tool,
+    utcnow,
+)
+from engine.types import AgentVersionView, StructuredPrompt, TenantId, tenant_platform
+
+ACTIVE = "active"
+CANARY = "canary"
+
+
+class StaleLabel(Exception):
+    """The label moved since the caller read it (optimistic concurrency)."""
+
+
+@dataclass(frozen=True)
+class RatingStats:
+    version: int
+    count: int
+    average: float
+    positives: int  # ratings >= 4
+
+    @property
+    def negatives(self) -> int:
+        return self.count - self.positives
+
+
+def version_view(row: AgentVersion) -> AgentVersionView:
+    return AgentVersionView(
+        tenant_id=row.tenant_id,
+        version=row.version,
+        prompt=StructuredPrompt.model_validate(row.prompt),
+        model=row.model,
+        temperature=row.temperature,
+        tools=list(row.tools or []),
+        parent_version=row.parent_version,
+        created_by=row.created_by,
+        rationale=row.rationale,
+        created_at=row.created_at,
+    )
+
+
+class TenantRepo:
+    def __init__(self, session: AsyncSession, tenant_id: TenantId) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+        self._agent_id: int | None = None
+
+    # --- tenant and agent ---------------------------------------------------
+
+    async def tenant(self) -> Tenant | None:
+        return await self.session.get(Tenant, self.tenant_id)
+
+    async def ensure_tenant(
+        self, *, prompt: StructuredPrompt, model: str, temperature: float
+    ) -> Tenant:
+        """Create the tenant with agent v1 active, once; safe under races."""
+        existing = await self.tenant()
+        if existing is not None:
+            return existing
+        try:
+            async with self.session.begin_nested():
+                tenant = Tenant(id=self.tenant_id, platform=tenant_platform(self.tenant_id))
+                self.session.add(tenant)
+                await self.session.flush()  # the agent's foreign key needs the tenant row
+                agent = Agent(tenant_id=self.tenant_id)
+                self.session.add(agent)
+                await self.session.flush()
+                self.session.add(
+                    AgentVersion(
+                        tenant_id=self.tenant_id,
+                        agent_id=agent.id,
+                        version=1,
+                        prompt=prompt.model_dump(),
+                        model=model,
+                        temperature=temperature,
+                        tools=[],
+                        parent_version=None,
+                        created_by="seed",
+                        rationale="initial version",
+                    )
+                )
+                self.session.add(
+                    Label(agent_id=agent.id, name=ACTIVE, tenant_id=self.tenant_id, version=1)
+                )
+                self.session.add(
+                    LabelMove(
+                        tenant_id=self.tenant_id,
+                        agent_id=agent.id,
+                        label=ACTIVE,
+                        from_version=None,
+                        to_version=1,
+                        reason="seed",
+                    )
+                )
+        except IntegrityError:
+            pass  # another process created it first
+        tenant_row = await self.tenant()
+        assert tenant_row is not None
+        return tenant_row
+
+    async def agent_id(self) -> int:
+        if self._agent_id is None:
+            self._agent_id = await self.session.scalar(
+                select(Agent.id).where(Agent.tenant_id == self.tenant_id)
+            )
+            if self._agent_id is None:
+                raise LookupError(f"tenant {self.tenant_id} has no agent")
+        return self._agent_id
+
+    async def set_tenant_fields(self, **values: Any) -> None:
+        await self.session.execute(
+            update(Tenant).where(Tenant.id == self.tenant_id).values(**values)
+        )
+
+    # --- versions and labels ------------------------------------------------
+
+    async def label(self, name: str) -> int | None:
+        return await self.session.scalar(
+            select(Label.version).where(
+                Label.agent_id == await self.agent_id(), Label.name == name
+            )
+        )
+
+    async def label_row(self, name: str) -> Label | None:
+        return await self.session.scalar(
+            select(Label).where(Label.agent_id == await self.agent_id(), Label.name == name)
+        )
+
+    async def version(self, number: int) -> AgentVersionView | None:
+        row = await self.session.scalar(
+            select(AgentVersion).where(
+                AgentVersion.agent_id == await self.agent_id(), AgentVersion.version == number
+            )
+        )
+        return version_view(row) if row else None
+
+    async def active_version(self) -> AgentVersionView:
+        number = await self.label(ACTIVE)
+        assert number is not None, "every agent has an active label"
+        view = await self.version(number)
+        assert view is not None
+        return view
+
+    async def versions(self, limit: int = 10) -> list[AgentVersionView]:
+        rows = await self.session.scalars(
+            select(AgentVersion)
+            .where(AgentVersion.agent_id == await self.agent_id())
+            .order_by(AgentVersion.version.desc())
+            .limit(limit)
+        )
+        return [version_view(r) for r in rows]
+
+    async def latest_version_number(self) -> int:
+        number = await self.session.scalar(
+            select(func.max(AgentVersion.version)).where(
+                AgentVersion.agent_id == await self.agent_id()
+            )
+        )
+        return int(number or 0)
+
+    async def create_version(
+        self,
+        *,
+        prompt: StructuredPrompt,
+        model: str,
+        temperature: float,
+        tools: list[str],
+        parent_version: int,
+        created_by: str,
+        rationale: str,
+    ) -> int:
+        number = await self.latest_version_number() + 1
+        self.session.add(
+            AgentVersion(
+                tenant_id=self.tenant_id,
+                agent_id=await self.agent_id(),
+                version=number,
+                prompt=prompt.model_dump(),
+                model=model,
+                temperature=temperature,
+                tools=tools,
+                parent_version=parent_version,
+                created_by=created_by,
+                rationale=rationale,
+            )
+        )
+        await self.session.flush()
+        return number
+
+    async def move_label(
+        self,
+        name: str,
+        to_version: int | None,
+        *,
+        reason: str,
+        actor: str = "",
+        note: str = "",
+        expect: int | None | object = ...,
+    ) -> int | None:
+        """Point `name` at `to_version` (None removes it). Returns the previous version.
+
+        With `expect`, fails with StaleLabel if the label no longer points there: the
+        optimistic check that keeps concurrent promotions from overwriting each other.
+        """
+        row = await self.label_row(name)
+        previous = row.version if row else None
+        if expect is not ... and previous != expect:
+            raise StaleLabel(f"{name} is v{previous}, expected v{expect}")
+        agent_id = await self.agent_id()
+        if to_version is None:
+            if row is not None:
+                await self.session.delete(row)
+        elif row is None:
+            self.session.add(
+                Label(agent_id=agent_id, name=name, tenant_id=self.tenant_id, version=to_version)
+            )
+        else:
+            result = await self.session.execute(
+                update(Label)
+                .where(
+                    Label.agent_id == agent_id, Label.name == name, Label.version == previous
+                )
+                .values(version=to_version, moved_at=utcnow())
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise StaleLabel(f"{name} moved concurrently")
+        self.session.add(
+            LabelMove(
+                tenant_id=self.tenant_id,
+                agent_id=agent_id,
+                label=name,
+                from_version=previous,
+                to_version=to_version,
+                reason=reason,
+                actor=actor,
+                note=note,
+            )
+        )
+        await self.session.flush()
+        return previous
+
+    async def label_moves(self, limit: int = 20) -> list[LabelMove]:
+        rows = await self.session.scalars(
+            select(LabelMove)
+            .where(LabelMove.tenant_id == self.tenant_id)
+            .order_by(LabelMove.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def last_promotion_at(self, version: int) -> datetime | None:
+        return await self.session.scalar(
+            select(func.max(LabelMove.at)).where(
+                LabelMove.tenant_id == self.tenant_id,
+                LabelMove.label == ACTIVE,
+                LabelMove.to_version == version,
+            )
+        )
+
+    # --- executions -----------------------------------------------------------
+
+    async def add_execution(self, **values: Any) -> Execution | None:
+        """Insert; None when the same platform message was already recorded (a retry)."""
+        row = Execution(tenant_id=self.tenant_id, **values)
+        try:
+            async with self.session.begin_nested():
+                self.session.add(row)
+                await self.session.flush()
+        except IntegrityError:
+            return None
+        return row
+
+    async def execution(self, execution_id: int) -> Execution | None:
+        return await self.session.scalar(
+            select(Execution).where(
+                Execution.id == execution_id, Execution.tenant_id == self.tenant_id
+            )
+        )
+
+    async def execution_by_message(self, channel_id: str, message_id: str) -> Execution | None:
+        return await self.session.scalar(
+            select(Execution).where(
+                Execution.tenant_id == self.tenant_id,
+                Execution.channel_id == channel_id,
+                Execution.message_id == message_id,
+            )
+        )
+
+    async def execution_by_answer(self, channel_id: str, message_id: str) -> Execution | None:
+        return await self.session.scalar(
+            select(Execution).where(
+                Execution.tenant_id == self.tenant_id,
+                Execution.answer_channel_id == channel_id,
+                Execution.answer_message_id == message_id,
+            )
+        )
+
+    async def latest_execution_for_user(self, user_id: str) -> Execution | None:
+        return await self.session.scalar(
+            select(Execution)
+            .where(Execution.tenant_id == self.tenant_id, Execution.user_id == user_id)
+            .order_by(Execution.id.desc())
+            .limit(1)
+        )
+
+    async def thread_history(self, channel_id: str, thread_id: str, limit: int = 6) -> list[
+        Execution
+    ]:
+        rows = await self.session.scalars(
+            select(Execution)
+            .where(
+                Execution.tenant_id == self.tenant_id,
+                Execution.channel_id == channel_id,
+                Execution.thread_id == thread_id,
+                Execution.status == "succeeded",
+            )
+            .order_by(Execution.id.desc())
+            .limit(limit)
+        )
+        return list(reversed(list(rows)))
+
+    # --- feedback ---------------------------------------------------------------
+
+    async def feedback_for(self, execution_id: int, user_id: str) -> Feedback | None:
+        return await self.session.scalar(
+            select(Feedback).where(
+                Feedback.tenant_id == self.tenant_id,
+                Feedback.execution_id == execution_id,
+                Feedback.user_id == user_id,
+            )
+        )
+
+    async def add_feedback(self, **values: Any) -> Feedback:
+        row = Feedback(tenant_id=self.tenant_id, **values)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def unused_feedback(self) -> list[tuple[Feedback, Execution]]:
+        """Live ratings not yet consumed by an evolution, on successful executions only."""
+        rows = await self.session.execute(
+            select(Feedback, Execution)
+            .join(Execution, Execution.id == Feedback.execution_id)
+            .where(
+                Feedback.tenant_id == self.tenant_id,
+                Feedback.retracted.is_(False),
+                Feedback.used_in_evolution.is_(None),
+                Execution.status == "succeeded",
+            )
+            .order_by(Feedback.id)
+        )
+        return [(f, e) for f, e in rows]
+
+    async def positive_examples(self, limit: int = 3) -> list[tuple[Feedback, Execution]]:
+        rows = await self.session.execute(
+            select(Feedback, Execution)
+            .join(Execution, Execution.id == Feedback.execution_id)
+            .where(
+                Feedback.tenant_id == self.tenant_id,
+                Feedback.retracted.is_(False),
+                Feedback.rating >= 4,
+                Execution.status == "succeeded",
+            )
+            .order_by(Feedback.id.desc())
+            .limit(limit)
+        )
+        return [(f, e) for f, e in rows]
+
+    async def mark_feedback_used(self, feedback_ids: list[int], evolution_id: int) -> None:
+        if feedback_ids:
+            await self.session.execute(
+                update(Feedback)
+                .where(Feedback.tenant_id == self.tenant_id, Feedback.id.in_(feedback_ids))
+                .values(used_in_evolution=evolution_id)
+            )
+
+    async def rating_stats(self, since: datetime | None = None) -> dict[int, RatingStats]:
+        """Live ratings per agent version (optionally only those given after `since`)."""
+        query = (
+            select(
+                Execution.version,
+                func.count(Feedback.id),
+                func.avg(Feedback.rating),
+                func.sum(case((Feedback.rating >= 4, 1), else_=0)),
+            )
+            .join(Execution, Execution.id == Feedback.execution_id)
+            .where(
+                Feedback.tenant_id == self.tenant_id,
+                Feedback.retracted.is_(False),
+                Feedback.rating.is_not(None),
+                Execution.status == "succeeded",
+            )
+            .group_by(Execution.version)
+        )
+        if since is not None:
+            query = query.where(Feedback.updated_at >= since)
+        rows = await self.session.execute(query)
+        return {
+            int(v): RatingStats(int(v), int(n), float(avg or 0), int(pos or 0))
+            for v, n, avg, pos in rows
+        }
+
+    async def execution_counts(self) -> tuple[int, int]:
+        """(succeeded, finished) executions — the success rate's parts."""
+        rows = await self.session.execute(
+            select(Execution.status, func.count())
+            .where(Execution.tenant_id == self.tenant_id)
+            .group_by(Execution.status)
+        )
+        counts = {str(status): int(n) for status, n in rows}
+        succeeded = int(counts.get("succeeded", 0))
+        return succeeded, succeeded + int(counts.get("failed", 0))
+
+    # --- evolutions -------------------------------------------------------------
+
+    async def add_evolution(self, **values: Any) -> Evolution:
+        row = Evolution(tenant_id=self.tenant_id, **values)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def evolution(self, evolution_id: int) -> Evolution | None:
+        return await self.session.scalar(
+            select(Evolution).where(
+                Evolution.id == evolution_id, Evolution.tenant_id == self.tenant_id
+            )
+        )
+
+    async def evolutions(self, limit: int = 10) -> list[Evolution]:
+        rows = await self.session.scalars(
+            select(Evolution)
+            .where(Evolution.tenant_id == self.tenant_id)
+            .order_by(Evolution.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
+    # --- tools --------------------------------------------------------------------
+
+    async def tools(self, statuses: tuple[str, ...] | None = None) -> list[Tool]:
+        query = select(Tool).where(Tool.tenant_id == self.tenant_id).order_by(Tool.name)
+        if statuses:
+            query = query.where(Tool.status.in_(statuses))
+        return list(await self.session.scalars(query))

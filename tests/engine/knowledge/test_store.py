@@ -1,0 +1,302 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from chromadb.api import ClientAPI
+
+from engine.knowledge.embeddings import HashedEmbeddingFunction, LiteLLMEmbeddingFunction
+from engine.knowledge.store import EmbeddingMismatchError, KnowledgeStore
+from engine.types import PrivacyMode
+from tests.engine.knowledge.conftest import everything_in
+
+ISOLATED = "slack:TISOLATED1"
+FEDERATED = "telegram:-1009876543210"
+COLLECTIVE = "slack:TCOLLECT1"
+NEWCOMER = "local:newcomer"
+
+CANARY = "zebra-canary-7731"
+CANARY_EMAIL = "canary.owner@secret-corp.example"
+
+ALL_MODES = list(PrivacyMode)
+
+
+async def fill_isolated_tenant(store: KnowledgeStore) -> None:
+    mode = PrivacyMode.ISOLATED
+    await store.add_learning(
+        ISOLATED, f"Always greet with {CANARY} and cc {CANARY_EMAIL} in French",
+        domain="support", confidence=0.99, impact=0.99, privacy_mode=mode,
+    )  # fmt: skip
+    await store.add_tool_recipe(
+        ISOLATED, f"call the {CANARY} tool to answer in French",
+        tool_name=f"tool_{CANARY}", domain="support", privacy_mode=mode,
+    )  # fmt: skip
+    await store.record_objective(
+        ISOLATED, f"answer in French for {CANARY_EMAIL}", outcome_rating=1, lesson=CANARY
+    )
+
+
+def mentions_canary(text: str) -> bool:
+    return CANARY in text or CANARY_EMAIL in text or ISOLATED in text
+
+
+@pytest.mark.asyncio
+async def test_an_isolated_tenants_canary_never_reaches_anyone_else(
+    store: KnowledgeStore, raw_client: ClientAPI
+) -> None:
+    await fill_isolated_tenant(store)
+    await store.add_learning(
+        COLLECTIVE, "Answer in French when asked", domain="support",
+        privacy_mode=PrivacyMode.COLLECTIVE,
+    )  # fmt: skip
+
+    query = f"greet in French {CANARY} {CANARY_EMAIL}"
+    for tenant in (FEDERATED, COLLECTIVE, NEWCOMER):
+        for mode in ALL_MODES:
+            seen = [
+                *await store.relevant_learnings(tenant, query, privacy_mode=mode, k=20),
+                *await store.relevant_tool_recipes(tenant, query, privacy_mode=mode, k=20),
+                *await store.bootstrap_rules(tenant, privacy_mode=mode, k=50),
+            ]
+            assert not any(mentions_canary(hit.text + hit.tool_name) for hit in seen)
+        bad = await store.similar_bad_objectives(tenant, query, k=20)
+        assert not any(mentions_canary(past.text + past.lesson) for past in bad)
+        assert not mentions_canary(json.dumps(await store.export_tenant(tenant)))
+    for pattern in await store.cross_domain_patterns(min_domains=1):
+        assert not mentions_canary(pattern.text)
+
+    stored = everything_in(raw_client)
+    for name in ("shared_learnings", "shared_tool_recipes"):
+        assert not mentions_canary(json.dumps(stored[name]))
+
+    # ... while the owner does find its own entries.
+    own = await store.relevant_learnings(ISOLATED, query, privacy_mode=PrivacyMode.ISOLATED)
+    assert any(CANARY in hit.text for hit in own)
+
+
+@pytest.mark.asyncio
+async def test_a_federated_learning_reaches_others_only_anonymized(
+    store: KnowledgeStore, raw_client: ClientAPI
+) -> None:
+    await store.add_learning(
+        FEDERATED,
+        "Answer quokka questions in French; contact bob.smith@corp.example.com, "
+        "<@U0ABCD123> or +44 20 7946 0958, chat -1009876543210",
+        domain="wildlife", confidence=0.9, impact=0.8, privacy_mode=PrivacyMode.FEDERATED,
+        names=["Bob Smith"],
+    )  # fmt: skip
+
+    hits = await store.relevant_learnings(
+        COLLECTIVE, "quokka questions", privacy_mode=PrivacyMode.COLLECTIVE
+    )
+    assert len(hits) == 1
+    (hit,) = hits
+    assert hit.shared
+    assert "quokka questions in French" in hit.text
+    for identifying in ("bob.smith", "corp.example", "U0ABCD123", "7946", "-1009876543210"):
+        assert identifying not in hit.text
+    assert (hit.domain, hit.confidence, hit.impact) == ("wildlife", 0.9, 0.8)
+
+    # An isolated tenant reads nothing shared.
+    assert await store.relevant_learnings(NEWCOMER, "quokka questions") == []
+
+    # The shared copy names no tenant: only a keyed hash of its origin.
+    (shared,) = everything_in(raw_client)["shared_learnings"]
+    assert "tenant" not in shared[1]
+    assert FEDERATED not in json.dumps(shared)
+    assert "9876543210" not in json.dumps(shared)
+
+
+@pytest.mark.asyncio
+async def test_tool_recipes_are_shared_only_in_collective_mode(store: KnowledgeStore) -> None:
+    await store.add_tool_recipe(
+        FEDERATED, "use fx_rate(base, quote) to convert currencies",
+        tool_name="fx_rate", privacy_mode=PrivacyMode.FEDERATED,
+    )  # fmt: skip
+    await store.add_tool_recipe(
+        COLLECTIVE, "use unit_convert(value, from, to) for miles and kilometres",
+        tool_name="unit_convert", privacy_mode=PrivacyMode.COLLECTIVE,
+    )  # fmt: skip
+
+    collective = await store.relevant_tool_recipes(
+        NEWCOMER, "convert things", privacy_mode=PrivacyMode.COLLECTIVE
+    )
+    assert [hit.tool_name for hit in collective] == ["unit_convert"]
+    federated = await store.relevant_tool_recipes(
+        NEWCOMER, "convert things", privacy_mode=PrivacyMode.FEDERATED
+    )
+    assert federated == []
+    own = await store.relevant_tool_recipes(FEDERATED, "convert currencies")
+    assert [hit.tool_name for hit in own] == ["fx_rate"]
+
+
+@pytest.mark.asyncio
+async def test_own_learnings_come_first_and_shared_copies_of_them_are_not_repeated(
+    store: KnowledgeStore,
+) -> None:
+    await store.add_learning(
+        FEDERATED, "Use metric units", domain="travel", privacy_mode=PrivacyMode.FEDERATED
+    )
+    hits = await store.relevant_learnings(
+        FEDERATED, "metric units", privacy_mode=PrivacyMode.FEDERATED
+    )
+    assert [(hit.text, hit.shared) for hit in hits] == [("Use metric units", False)]
+
+
+@pytest.mark.asyncio
+async def test_relearning_the_same_text_updates_instead_of_duplicating(
+    store: KnowledgeStore,
+) -> None:
+    first = await store.add_learning(FEDERATED, "Be brief", confidence=0.4)
+    second = await store.add_learning(FEDERATED, "Be brief", confidence=0.9)
+    assert first == second
+    (hit,) = await store.relevant_learnings(FEDERATED, "brevity", k=5)
+    assert hit.confidence == 0.9
+
+
+@pytest.mark.asyncio
+async def test_similar_bad_objectives_are_this_tenants_low_rated_ones(
+    store: KnowledgeStore,
+) -> None:
+    await store.record_objective(
+        FEDERATED, "convert 5 miles to km", outcome_rating=2, lesson="show the unit"
+    )
+    await store.record_objective(FEDERATED, "how many km is 10 miles", outcome_rating=5)
+    await store.record_objective(COLLECTIVE, "convert 3 miles to km", outcome_rating=1)
+
+    bad = await store.similar_bad_objectives(FEDERATED, "miles to kilometres", k=5)
+
+    assert [(past.text, past.rating, past.outcome, past.lesson) for past in bad] == [
+        ("convert 5 miles to km", 2, "bad", "show the unit")
+    ]
+
+
+@pytest.mark.asyncio
+async def test_bootstrap_gives_a_new_collective_tenant_the_best_shared_patterns(
+    store: KnowledgeStore,
+) -> None:
+    contributions = [
+        (FEDERATED, "Show units in every conversion result", 0.9, 0.9),
+        (FEDERATED, "Answer in the user's language", 0.8, 0.7),
+        (COLLECTIVE, "Put code in fenced blocks", 0.6, 0.5),
+        (COLLECTIVE, "Use emoji sparingly", 0.3, 0.2),
+    ]
+    for tenant, text, confidence, impact in contributions:
+        await store.add_learning(
+            tenant, text, confidence=confidence, impact=impact,
+            privacy_mode=PrivacyMode.COLLECTIVE if tenant == COLLECTIVE else PrivacyMode.FEDERATED,
+        )  # fmt: skip
+    await store.add_learning(ISOLATED, "Private rule", confidence=1.0, impact=1.0)
+
+    rules = await store.bootstrap_rules(NEWCOMER, privacy_mode=PrivacyMode.COLLECTIVE, k=3)
+
+    assert [rule.text for rule in rules] == [
+        "Show units in every conversion result",
+        "Answer in the user's language",
+        "Put code in fenced blocks",
+    ]
+    assert all(rule.shared for rule in rules)
+    assert await store.bootstrap_rules(NEWCOMER, privacy_mode=PrivacyMode.ISOLATED) == []
+    # A contributor is not bootstrapped from its own patterns.
+    own = await store.bootstrap_rules(FEDERATED, privacy_mode=PrivacyMode.FEDERATED, k=10)
+    assert {rule.text for rule in own} == {"Put code in fenced blocks", "Use emoji sparingly"}
+
+
+@pytest.mark.asyncio
+async def test_cross_domain_patterns_need_three_domains(store: KnowledgeStore) -> None:
+    everywhere = "Show units in every numeric conversion result"
+    for tenant, domain in ((FEDERATED, "travel"), (COLLECTIVE, "cooking"), (NEWCOMER, "finance")):
+        await store.add_learning(
+            tenant, everywhere, domain=domain, privacy_mode=PrivacyMode.FEDERATED
+        )
+    for domain in ("travel", "cooking"):
+        await store.add_learning(
+            FEDERATED, "Use emoji sparingly", domain=domain, privacy_mode=PrivacyMode.FEDERATED
+        )
+    await store.add_learning(
+        FEDERATED, "Cite the web source of every fact", domain="travel",
+        privacy_mode=PrivacyMode.FEDERATED,
+    )  # fmt: skip
+
+    patterns = await store.cross_domain_patterns(min_domains=3)
+
+    assert [(p.text, p.domains, p.members, p.origins) for p in patterns] == [
+        (everywhere, ("cooking", "finance", "travel"), 3, 3)
+    ]
+    two_or_more = await store.cross_domain_patterns(min_domains=2)
+    assert {p.text for p in two_or_more} == {everywhere, "Use emoji sparingly"}
+
+
+@pytest.mark.asyncio
+async def test_export_then_delete_leaves_no_vector_of_the_tenant(
+    store: KnowledgeStore, raw_client: ClientAPI
+) -> None:
+    mode = PrivacyMode.COLLECTIVE
+    await store.add_learning(COLLECTIVE, "Gone-rule: reply in haiku", privacy_mode=mode)
+    await store.add_learning(COLLECTIVE, "Gone-rule: use metric", privacy_mode=mode)
+    await store.add_tool_recipe(
+        COLLECTIVE, "Gone-recipe: call haiku()", tool_name="haiku", privacy_mode=mode
+    )
+    await store.record_objective(COLLECTIVE, "Gone-objective: a poem", outcome_rating=2)
+    await store.add_learning(FEDERATED, "Kept rule", privacy_mode=PrivacyMode.FEDERATED)
+
+    export = await store.export_tenant(COLLECTIVE)
+    sizes = {name: len(entries) for name, entries in export.items() if name != "tenant"}
+    assert sizes == {
+        "learnings": 2, "tool_recipes": 1, "objectives": 1,
+        "shared_learnings": 2, "shared_tool_recipes": 1,
+    }  # fmt: skip
+    assert export["tenant"] == COLLECTIVE
+    json.dumps(export)  # an export must be serialisable as it is
+
+    assert await store.delete_tenant(COLLECTIVE) == 7
+
+    stored = everything_in(raw_client)
+    assert "Gone-" not in json.dumps(stored)
+    assert all(metadata.get("tenant") != COLLECTIVE for rows in stored.values() for _, metadata in rows)
+    assert [document for document, _ in stored["learnings"]] == ["Kept rule"]
+    assert [document for document, _ in stored["shared_learnings"]] == ["Kept rule"]
+    empty = await store.export_tenant(COLLECTIVE)
+    assert all(entries == [] for name, entries in empty.items() if name != "tenant")
+    assert await store.delete_tenant(COLLECTIVE) == 0
+
+
+@pytest.mark.asyncio
+async def test_knowledge_survives_reopening(store: KnowledgeStore, chroma_path: Path) -> None:
+    await store.add_learning(FEDERATED, "Use metric units")
+    reopened = await KnowledgeStore.open(store._embed, chroma_path=chroma_path)
+    (hit,) = await reopened.relevant_learnings(FEDERATED, "units")
+    assert hit.text == "Use metric units"
+
+
+@pytest.mark.asyncio
+async def test_a_store_refuses_another_embedding_model(
+    store: KnowledgeStore, chroma_path: Path
+) -> None:
+    with pytest.raises(EmbeddingMismatchError):
+        await KnowledgeStore.open(HashedEmbeddingFunction(), chroma_path=chroma_path)
+
+
+@pytest.mark.asyncio
+async def test_a_store_refuses_another_litellm_model(tmp_path: Path) -> None:
+    path = tmp_path / "chroma"
+    await KnowledgeStore.open(LiteLLMEmbeddingFunction("openai/a"), chroma_path=path)
+    with pytest.raises(EmbeddingMismatchError):
+        await KnowledgeStore.open(LiteLLMEmbeddingFunction("openai/b"), chroma_path=path)
+
+
+@pytest.mark.asyncio
+async def test_invalid_input_is_refused(store: KnowledgeStore) -> None:
+    with pytest.raises(ValueError):
+        await store.add_learning("", "no tenant")
+    with pytest.raises(ValueError):
+        await store.add_learning(FEDERATED, "   ")
+    with pytest.raises(ValueError):
+        await store.add_learning(FEDERATED, "too sure", confidence=1.5)
+    with pytest.raises(ValueError):
+        await store.record_objective(FEDERATED, "x", outcome_rating=6)
+    with pytest.raises(ValueError):
+        await store.relevant_learnings(" ", "anything")
+    with pytest.raises(ValueError):
+        await KnowledgeStore.open(store._embed)
