@@ -19,7 +19,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
-from sqlalchemy import distinct, or_, select
+from sqlalchemy import or_, select
 
 from engine.evolution.loop import evolve, review
 from engine.execute import execute, mark_failed
@@ -212,7 +212,7 @@ async def reconcile(rt: Runtime) -> dict[str, int]:
         )
         tenants = list(
             await session.scalars(
-                select(distinct(Feedback.tenant_id)).where(
+                select(Feedback.tenant_id).distinct().where(
                     Feedback.used_in_evolution.is_(None),
                     Feedback.retracted.is_(False),
                     Feedback.updated_at < quiet_before,

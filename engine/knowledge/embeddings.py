@@ -96,7 +96,7 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
 
     identity = DEFAULT_MODEL
 
-    def __init__(self, batch_size: int = 32) -> None:
+    def __init__(self, batch_size: int = 64) -> None:
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._session: Any = None
@@ -111,7 +111,7 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
-        return MiniLMEmbeddingFunction(batch_size=int(config.get("batch_size", 32)))
+        return MiniLMEmbeddingFunction(batch_size=int(config.get("batch_size", 64)))
 
     def default_space(self) -> Space:
         return "cosine"
@@ -264,7 +264,9 @@ class LiteLLMEmbeddingFunction(EmbeddingFunction[Documents]):
         texts = list(input)
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.max_batch):
-            response = litellm.embedding(model=self.model, input=texts[start : start + self.max_batch])
+            response = litellm.embedding(
+                model=self.model, input=texts[start : start + self.max_batch]
+            )
             items = sorted(response.data, key=lambda item: item["index"])
             rows.extend(item["embedding"] for item in items)
         if not rows:

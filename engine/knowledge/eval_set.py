@@ -36,7 +36,10 @@ PARAPHRASE_PAIRS: list[tuple[str, str]] = [
         "write a courteous note saying I can't attend the meeting",
     ),
     ("how do I center a div in CSS", "CSS: horizontally and vertically center an element"),
-    ("explain recursion to a five year old", "describe recursion in simple terms for a small child"),
+    (
+        "explain recursion to a five year old",
+        "describe recursion in simple terms for a small child",
+    ),
     (
         "sort this list of numbers in descending order",
         "order these numbers from largest to smallest",

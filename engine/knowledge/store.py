@@ -164,9 +164,14 @@ class KnowledgeStore:
         metadata = _entry_metadata(domain, type, confidence, impact)
         metadata["tool_name"] = tool_name
         return await asyncio.to_thread(
-            self._add, TOOL_RECIPES, SHARED_TOOL_RECIPES if share else None, tenant, text,
-            metadata, names,
-        )  # fmt: skip
+            self._add,
+            TOOL_RECIPES,
+            SHARED_TOOL_RECIPES if share else None,
+            tenant,
+            text,
+            metadata,
+            names,
+        )
 
     async def record_objective(
         self,
@@ -264,9 +269,11 @@ class KnowledgeStore:
         self, name: str, vector: Any, where: Where, k: int, *, is_shared: bool
     ) -> list[KnowledgeHit]:
         result = self._collections[name].query(
-            query_embeddings=[vector], n_results=k, where=where,
+            query_embeddings=[vector],
+            n_results=k,
+            where=where,
             include=["documents", "metadatas", "distances"],
-        )  # fmt: skip
+        )
         ids = result["ids"][0]
         documents = (result["documents"] or [[]])[0]
         metadatas = (result["metadatas"] or [[]])[0]
@@ -286,11 +293,13 @@ class KnowledgeStore:
 
     def _similar_bad_objectives(self, tenant: str, objective: str, k: int) -> list[PastObjective]:
         _check_tenant(tenant)
-        where = {"$and": [{"tenant": tenant}, {"rating": {"$lte": BAD_RATING}}]}
+        where: Where = {"$and": [{"tenant": tenant}, {"rating": {"$lte": BAD_RATING}}]}
         result = self._collections[OBJECTIVES].query(
-            query_texts=[objective], n_results=k, where=where,
+            query_texts=[objective],
+            n_results=k,
+            where=where,
             include=["documents", "metadatas", "distances"],
-        )  # fmt: skip
+        )
         rows = zip(
             result["ids"][0],
             (result["documents"] or [[]])[0],
@@ -354,18 +363,18 @@ class KnowledgeStore:
         """
         return await asyncio.to_thread(self._cross_domain_patterns, min_domains, similarity)
 
-    def _cross_domain_patterns(self, min_domains: int, similarity: float) -> list[CrossDomainPattern]:
+    def _cross_domain_patterns(
+        self, min_domains: int, similarity: float
+    ) -> list[CrossDomainPattern]:
         result = self._collections[SHARED_LEARNINGS].get(
             include=["documents", "metadatas", "embeddings"]
         )
         documents = result["documents"] or []
-        metadatas = result["metadatas"] or []
+        metadatas: list[Mapping[str, Any]] = list(result["metadatas"] or [])
         if not documents:
             return []
         vectors = _unit_rows(np.asarray(result["embeddings"], dtype=np.float32))
-        order = sorted(
-            range(len(documents)), key=lambda i: -float(metadatas[i].get("score", 0.0))
-        )
+        order = sorted(range(len(documents)), key=lambda i: -float(metadatas[i].get("score", 0.0)))
         clusters = _greedy_clusters(vectors, order, similarity)
         patterns = [_pattern(members, documents, metadatas) for members in clusters]
         found = [pattern for pattern in patterns if len(pattern.domains) >= min_domains]
@@ -533,7 +542,7 @@ def _best_distinct(hits: list[KnowledgeHit], k: int) -> list[KnowledgeHit]:
 
 def _unit_rows(matrix: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any, Any]:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.maximum(norms, 1e-12)
+    return np.asarray(matrix / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 def _greedy_clusters(

@@ -25,7 +25,15 @@ def _rules(system: str) -> list[str]:
     return re.findall(r"^\d+\.\s+(.*)$", system, re.M)
 
 
+_SLEEP = re.compile(r"<<sleep:(\d+(?:\.\d+)?)>>")
+
+
 def agent(request: ScriptedRequest) -> ScriptedReply:
+    """`<<sleep:N>>` in an objective makes the answer take N seconds (for tests that kill a
+    worker mid-job or hit a timeout from another process)."""
+    delay = _SLEEP.search(request.last_user)
+    if delay:
+        return ScriptedReply(content=f"Answer to: {request.last_user}", delay_s=float(delay[1]))
     if request.tool_results:
         return ScriptedReply(content=f"Result: {request.tool_results[-1]}")
     objective = request.last_user.strip()

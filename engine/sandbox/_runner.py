@@ -20,6 +20,7 @@ import builtins
 import contextlib
 import json
 import os
+import posix
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -62,18 +63,27 @@ PATH_WRITE_EVENTS = frozenset(
     {
         "os.chmod", "os.chown", "os.mkdir", "os.remove", "os.rename", "os.rmdir",
         "os.truncate", "os.utime", "os.chflags", "os.lchflags", "os.setxattr",
-        "os.removexattr", "os.chdir", "shutil.rmtree",
+        "os.removexattr", "shutil.rmtree",
     }
 )
 PATH_READ_EVENTS = frozenset({"os.listdir", "os.scandir", "os.getxattr", "os.listxattr"})
 DENIED_EVENTS = frozenset(
     {
         "os.symlink", "os.link",  # a link could point outside the sandbox directory
+        # Relative paths are checked against the working directory; with `dir_fd` they
+        # are relative to a directory inside the sandbox, which is then no less strict.
+        "os.chdir",
         "resource.setrlimit", "resource.prlimit",  # limits are not negotiable
         "sys.addaudithook", "sys.unraisablehook", "syslog.openlog", "webbrowser.open",
     }
 )
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# os functions that raise no audit event and matter only to a privileged process (a host
+# running as root where no user namespace is available): removed before the code runs.
+UNAUDITED_OS_FUNCTIONS = (
+    "chroot", "mknod", "mkfifo", "setuid", "setgid", "seteuid", "setegid", "setreuid",
+    "setregid", "setresuid", "setresgid", "setgroups", "initgroups", "setns", "unshare",
+)
 
 
 def _inside(path: str, roots: Iterable[str]) -> bool:
@@ -123,8 +133,14 @@ class Policy:
             writing = True
         if writing:
             self.check_write(path)
-        else:
-            self.check_read(path)
+            return
+        self.check_read(path)
+        # A descriptor of an outside directory would let `dir_fd=` calls escape.
+        resolved = self.resolve(path)
+        if resolved is None or _inside(resolved, [self.workdir]):
+            return
+        if os.path.isdir(resolved):
+            raise PermissionError(f"opening a directory outside the sandbox: {path}")
 
     def check_write(self, path: object) -> None:
         resolved = self.resolve(path)
@@ -137,11 +153,16 @@ class Policy:
             raise PermissionError(f"reading outside the sandbox directory is not allowed: {path}")
 
     def resolve(self, path: object) -> str | None:
-        """Absolute real path, or None for an already open file descriptor."""
+        """Absolute real path of a path or descriptor; None for a pipe-like descriptor."""
         if path is None:
             path = "."
         if isinstance(path, int):
-            return None  # a descriptor the process already holds went through a check
+            # fchmod(fd) on a file opened for reading must be checked like chmod(path).
+            try:
+                target = os.readlink(f"/proc/self/fd/{path}")
+            except OSError:
+                return "/proc/self/fd"  # unknown: treated as outside the sandbox
+            return target if target.startswith("/") else None  # "pipe:[…]" is no file
         return os.path.realpath(os.fsdecode(path))  # type: ignore[arg-type]
 
 
@@ -183,6 +204,13 @@ def user_globals(inputs: dict[str, Any], allowed: frozenset[str], path: str) -> 
         "__builtins__": builtins_ns,
         "inputs": inputs,
     }
+
+
+def remove_unaudited_os_functions() -> None:
+    for module in (os, posix):
+        for name in UNAUDITED_OS_FUNCTIONS:
+            if hasattr(module, name):
+                delattr(module, name)
 
 
 def describe(exc: BaseException) -> str:
@@ -249,6 +277,7 @@ def main() -> None:
     stdout, stderr = sys.stdout, sys.stderr
     allowed = frozenset(job["allowed_modules"])
 
+    remove_unaudited_os_functions()
     sys.addaudithook(Policy(workdir, allowed).hook)
     namespace = user_globals(job["inputs"], allowed, os.path.join(workdir, CODE_FILE))
     error = run_user_code(code, namespace)
@@ -262,7 +291,8 @@ def main() -> None:
     # Overwrite whatever the code may have put in the result file.
     result_file.seek(0)
     result_file.write(f'{{"error": {json.dumps(error)}, "value": {encoded}}}')
-    result_file.truncate()
+    with contextlib.suppress(OSError):  # only needed if the code wrote there first
+        result_file.truncate()
     result_file.close()
     # Skip interpreter shutdown: no user finalizer runs after the result is written.
     os._exit(0)
