@@ -24,7 +24,7 @@ async def _chat(config: Config, tenant: str) -> None:
     from adapters.console.app import ChatSession, ConsoleNotifier, stdin_lines
     from bot.platforms import make_notifier
     from bot.wiring import build_runtime, close_runtime, connect_redis
-    from bot.worker import start_worker_thread
+    from bot.worker import start_worker_thread, stop_worker
     from engine.service import EvobotService
 
     console = Console()
@@ -42,8 +42,7 @@ async def _chat(config: Config, tenant: str) -> None:
     try:
         await session.run(stdin_lines(console))
     finally:
-        stop.set()
-        worker.request_stop(0, None)
+        stop_worker(worker, stop)
         await close_runtime(runtime)
 
 

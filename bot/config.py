@@ -29,11 +29,21 @@ class Config(BaseSettings):
     slack_client_id: str | None = Field(default=None, alias="SLACK_CLIENT_ID")
     slack_client_secret: str | None = Field(default=None, alias="SLACK_CLIENT_SECRET")
     slack_api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
+    slack_redirect_uri: str | None = Field(default=None, alias="SLACK_REDIRECT_URI")
+    # at most one post per channel per this many seconds (Slack allows about 1/s)
+    slack_channel_pace_s: float = Field(default=1.0, alias="EVOBOT_SLACK_PACE_S")
     telegram_bot_token: str | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_url: str = Field(default="https://api.telegram.org/bot", alias="TELEGRAM_API_URL")
     telegram_webhook_secret: str | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+    # the public URL of /telegram/webhook: when set, `evobot serve` registers it (setWebhook)
+    telegram_webhook_url: str | None = Field(default=None, alias="TELEGRAM_WEBHOOK_URL")
+    # at most one message per chat per this many seconds (Telegram allows about 1/s)
+    telegram_pace_s: float = Field(default=1.0, alias="EVOBOT_TELEGRAM_PACE_S")
+    telegram_max_retries: int = Field(default=3, alias="EVOBOT_TELEGRAM_MAX_RETRIES")
+    telegram_poll_timeout_s: float = Field(default=10.0, alias="EVOBOT_TELEGRAM_POLL_TIMEOUT_S")
     e2b_api_key: str | None = Field(default=None, alias="E2B_API_KEY")
     port: int = Field(default=8000, alias="PORT")
+    host: str = Field(default="0.0.0.0", alias="EVOBOT_HOST")
     evobot_admins: str = Field(default="", alias="EVOBOT_ADMINS")
     # tuning knobs (tests and small deployments)
     evolve_after_ratings: int = Field(default=3, alias="EVOBOT_EVOLVE_AFTER_RATINGS")
@@ -52,6 +62,13 @@ class Config(BaseSettings):
                 url = "postgresql+asyncpg://" + url.removeprefix("postgresql://")
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'evobot.db').resolve()}"
+
+    @property
+    def slack_configured(self) -> bool:
+        """Single workspace (bot token) or OAuth installs (client id + secret), signed."""
+        return bool(self.slack_signing_secret) and bool(
+            self.slack_bot_token or (self.slack_client_id and self.slack_client_secret)
+        )
 
     @property
     def admins(self) -> list[str]:

@@ -2,11 +2,80 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
+
 from rich.console import Console
 
 from bot.config import Config
 
+log = logging.getLogger(__name__)
+
 
 def run(command: str, config: Config) -> int:
-    Console(stderr=True).print(f"[red]`evobot {command}` is not available in this build yet[/]")
+    if command == "serve":
+        from bot.web import serve
+
+        return asyncio.run(serve(config))
+    if command == "slack":
+        return asyncio.run(slack_socket_mode(config))
+    if command == "telegram":  # Telegram (issue 4): long polling
+        from bot.telegram_process import telegram_polling
+
+        return asyncio.run(telegram_polling(config))
+    return _unavailable(command)
+
+
+def _unavailable(command: str, why: str = "is not available in this build yet") -> int:
+    Console(stderr=True).print(f"[red]`evobot {command}` {why}[/]")
     return 2
+
+
+async def slack_socket_mode(config: Config) -> int:
+    """`evobot slack`: the same Bolt app over a Socket Mode websocket (no public URL).
+    Needs SLACK_APP_TOKEN (xapp-…) and SLACK_BOT_TOKEN; the worker runs in this process
+    unless REDIS_URL points at a shared Redis with `evobot worker` processes."""
+    if not (config.slack_app_token and config.slack_bot_token):
+        return _unavailable("slack", "needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN")
+    from rq.exceptions import StopRequested
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    from bot.platforms import build_slack_bot, make_notifier
+    from bot.wiring import build_runtime, close_runtime, connect_redis
+    from engine.service import EvobotService
+
+    if not config.slack_signing_secret:  # Socket Mode requests are not signed
+        config = config.model_copy(update={"slack_signing_secret": "socket-mode"})
+    redis = connect_redis(config)
+    runtime = await build_runtime(config, make_notifier(config), redis)
+    bot = await build_slack_bot(config, EvobotService(runtime), redis)
+    stop_worker = None
+    if not config.redis_url:
+        from bot.worker import start_worker_thread
+
+        _thread, worker, stop = start_worker_thread(config, lambda: make_notifier(config), redis)
+
+        def stop_worker() -> None:
+            stop.set()
+            with contextlib.suppress(StopRequested):  # raised when it is idle: it stops
+                worker.request_stop(0, None)
+
+    handler = AsyncSocketModeHandler(bot.app, config.slack_app_token)
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if main is not None:
+            loop.add_signal_handler(sig, main.cancel)
+    try:
+        await handler.start_async()  # runs until cancelled (SIGTERM / Ctrl-C)
+    except asyncio.CancelledError:
+        log.info("Socket Mode: shutting down")
+    finally:
+        await handler.close_async()
+        await bot.drain()
+        if stop_worker is not None:
+            stop_worker()
+        await close_runtime(runtime)
+    return 0

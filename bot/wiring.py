@@ -11,7 +11,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from bot.config import Config
-from engine.jobs import RQJobQueue, RedisLocks
+from engine.jobs import RedisLocks, RQJobQueue
 from engine.llm import gateway as llm_gateway
 from engine.llm.gateway import LLMGateway
 from engine.notify import NotifierRouter

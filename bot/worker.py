@@ -29,7 +29,7 @@ class ThreadWorker(SimpleWorker):
     death_penalty_class = TimerDeathPenalty
 
     def _install_signal_handlers(self) -> None:
-        pass
+        pass  # the embedding program owns the signals
 
 
 def install_factory(
@@ -43,11 +43,15 @@ def install_factory(
 
 def make_worker(redis: RedisHandle, *, in_thread: bool, name: str | None = None) -> SimpleWorker:
     queues = [Queue(EXECUTIONS, connection=redis.sync), Queue(EVOLUTION, connection=redis.sync)]
-    worker_class = ThreadWorker if in_thread else SimpleWorker
-    return worker_class(queues, connection=redis.sync, name=name)
+    if in_thread:
+        # a short TTL keeps the blocking dequeue short, so request_stop takes effect in seconds
+        return ThreadWorker(queues, connection=redis.sync, name=name, worker_ttl=17)
+    return SimpleWorker(queues, connection=redis.sync, name=name)
 
 
-def schedule_reconciler(redis: RedisHandle, every_s: float, stop: threading.Event) -> threading.Thread:
+def schedule_reconciler(
+    redis: RedisHandle, every_s: float, stop: threading.Event
+) -> threading.Thread:
     """Enqueue the reconciler now and every `every_s` seconds (deduplicated by job id)."""
     queue = Queue(EVOLUTION, connection=redis.sync)
 
@@ -97,3 +101,13 @@ def start_worker_thread(
     thread = threading.Thread(target=work, name="evobot-worker", daemon=True)
     thread.start()
     return thread, worker, stop
+
+
+def stop_worker(worker: SimpleWorker, stop: threading.Event) -> None:
+    """Stop an in-process worker after its current job (and the reconciler timer).
+
+    RQ's pub/sub shutdown command signals the whole process (SIGINT), which would stop the
+    chat too; setting RQ's own stop flag ends the loop at the next dequeue timeout instead.
+    """
+    stop.set()
+    worker._stop_requested = True

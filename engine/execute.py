@@ -32,8 +32,11 @@ async def claim(rt: Runtime, execution_id: int) -> bool:
                     & (Execution.updated_at < stale),
                 ),
             )
-            .values(status=ExecutionStatus.RUNNING.value, attempts=Execution.attempts + 1,
-                    updated_at=utcnow())
+            .values(
+                status=ExecutionStatus.RUNNING.value,
+                attempts=Execution.attempts + 1,
+                updated_at=utcnow(),
+            )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -71,15 +74,25 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
             history = [(e.objective, e.output or "") for e in earlier if e.id != row.id]
     assert version is not None
     await rt.notifier.deliver(
-        Working(tenant_id=tenant_id, execution_id=row.id, channel_id=row.channel_id,
-                thread_id=row.thread_id, reply_to=row.message_id)
+        Working(
+            tenant_id=tenant_id,
+            execution_id=row.id,
+            channel_id=row.channel_id,
+            thread_id=row.thread_id,
+            reply_to=row.message_id,
+        )
     )
     lessons = await _lessons(rt, tenant_id, row.objective)
     toolbox = await toolbox_for(rt, tenant_id, version.tools)
     try:
         result = await run_agent(
-            rt.gateway, version, row.objective, toolbox=toolbox, history=history,
-            lessons=lessons, max_steps=rt.settings.max_steps,
+            rt.gateway,
+            version,
+            row.objective,
+            toolbox=toolbox,
+            history=history,
+            lessons=lessons,
+            max_steps=rt.settings.max_steps,
         )
     except LLMError as exc:
         await _failed_attempt(rt, row, exc, final_attempt)
@@ -96,9 +109,15 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
         stored.status, stored.error = ExecutionStatus.SUCCEEDED.value, None
     delivery = await rt.notifier.deliver(
         AnswerReady(
-            tenant_id=tenant_id, execution_id=row.id, channel_id=row.channel_id,
-            thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
-            text=result.output, version=version.version, tool_count=len(toolbox.tools),
+            tenant_id=tenant_id,
+            execution_id=row.id,
+            channel_id=row.channel_id,
+            thread_id=row.thread_id,
+            reply_to=row.message_id,
+            user_id=row.user_id,
+            text=result.output,
+            version=version.version,
+            tool_count=len(toolbox.tools),
             duration_s=result.duration_s,
             footer=footer(version.version, len(toolbox.tools), result.duration_s, row.arm),
         )
@@ -114,7 +133,8 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
 
 async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: bool) -> None:
     reason = (
-        "The model took too long to answer." if isinstance(exc, LLMTimeout)
+        "The model took too long to answer."
+        if isinstance(exc, LLMTimeout)
         else "The model could not be reached."
     )
     async with rt.repo(row.tenant_id) as repo:
@@ -126,8 +146,12 @@ async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: boo
     if final:
         await rt.notifier.deliver(
             ExecutionFailed(
-                tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
-                thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
+                tenant_id=row.tenant_id,
+                execution_id=row.id,
+                channel_id=row.channel_id,
+                thread_id=row.thread_id,
+                reply_to=row.message_id,
+                user_id=row.user_id,
                 reason=f"{reason} Please try again — this doesn't count against the agent.",
             )
         )
@@ -142,8 +166,12 @@ async def mark_failed(rt: Runtime, execution_id: int, reason: str) -> None:
         row.status, row.error = ExecutionStatus.FAILED.value, reason[:1000]
     await rt.notifier.deliver(
         ExecutionFailed(
-            tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
-            thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
+            tenant_id=row.tenant_id,
+            execution_id=row.id,
+            channel_id=row.channel_id,
+            thread_id=row.thread_id,
+            reply_to=row.message_id,
+            user_id=row.user_id,
             reason="Something went wrong while answering; it has been logged. Please try again.",
         )
     )
@@ -160,7 +188,9 @@ async def _lessons(rt: Runtime, tenant_id: TenantId, objective: str) -> list[str
     return [str(getattr(h, "lesson", h)) for h in hits if getattr(h, "lesson", h)]
 
 
-async def _record_tool_stats(rt: Runtime, tenant_id: TenantId, trace: list[dict[str, object]]) -> None:
+async def _record_tool_stats(
+    rt: Runtime, tenant_id: TenantId, trace: list[dict[str, object]]
+) -> None:
     if not trace:
         return
     async with rt.repo(tenant_id) as repo:

@@ -52,6 +52,7 @@ async def run_agent(
     lessons: list[str] | None = None,
     max_steps: int = 5,
     purpose: str = "execute",
+    max_tokens: int = 600,
 ) -> RunResult:
     """Answer `objective`. Raises LLMError on infrastructure failures (never learned from)."""
     start = time.perf_counter()
@@ -66,6 +67,7 @@ async def run_agent(
             purpose=purpose,
             tools=None if last_step else tools or None,
             temperature=version.temperature,
+            max_tokens=max_tokens,
         )
         result.usage.add(reply.usage)
         if not reply.tool_calls:
@@ -86,7 +88,12 @@ async def run_agent(
                 }
             )
             messages.append(
-                {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": outcome.content}
+                {
+                    "role": "tool",
+                    "tool_call_id": call.id,
+                    "name": call.name,
+                    "content": outcome.content,
+                }
             )
     if not result.output:
         result.output = "(no answer)"

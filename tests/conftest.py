@@ -16,14 +16,14 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from bot.config import Config  # noqa: E402
-from bot.wiring import RedisHandle, build_runtime, close_runtime, connect_redis  # noqa: E402
-from bot.worker import install_factory, make_worker  # noqa: E402
-from engine.jobs import close_thread_runtime  # noqa: E402
-from engine.llm import gateway, scripted  # noqa: E402
-from engine.notify import NotifierRouter, RecordingNotifier  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from engine.service import EvobotService  # noqa: E402
+from bot.config import Config
+from bot.wiring import RedisHandle, build_runtime, close_runtime, connect_redis
+from bot.worker import install_factory, make_worker
+from engine.jobs import close_thread_runtime
+from engine.llm import gateway, scripted
+from engine.notify import NotifierRouter, RecordingNotifier
+from engine.runtime import Runtime
+from engine.service import EvobotService
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 SYSTEM_REDIS = "redis://127.0.0.1:6379/15"
@@ -149,7 +149,7 @@ class Bot:
             router.register(platform, self.notifier)
         return router
 
-    async def drain(self) -> None:
+    async def drain(self, timeout_s: float = 120) -> None:
         """Run a real RQ worker (its own thread, loop and runtime) until the queues are empty."""
         install_factory(self.stack.config, self.router, self.stack.redis)
         worker = make_worker(self.stack.redis, in_thread=True, name=f"t-{uuid.uuid4().hex[:8]}")
@@ -167,7 +167,7 @@ class Bot:
                 loop.call_soon_threadsafe(done.set)
 
         threading.Thread(target=work, daemon=True).start()
-        await asyncio.wait_for(done.wait(), timeout=120)
+        await asyncio.wait_for(done.wait(), timeout=timeout_s)
         if errors:
             raise errors[0]
 

@@ -65,6 +65,11 @@ def render_document(document: Document) -> RenderableType:
     return Panel(Group(*parts), title=title, title_align="left", border_style="magenta")
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class ConsoleNotifier:
     """Prints engine events; wakes the chat loop when the answer it waits for arrives.
 
@@ -85,7 +90,7 @@ class ConsoleNotifier:
         waiter = self._waiters.pop(execution_id, None)
         if waiter is not None:
             loop, future = waiter
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+            loop.call_soon_threadsafe(_resolve, future)
 
     async def deliver(self, event: OutboundEvent) -> Delivery:
         if isinstance(event, Working):

@@ -12,7 +12,8 @@ from engine.types import (
     InboundMessage,
 )
 
-_RATING = re.compile(r"^(\+1|-1|[1-5])(?:\s+(.*))?$", re.S)
+# "+1"/"-1" may carry a comment; a bare digit is a rating, "5 ideas for a party" is not
+_RATING = re.compile(r"^(?:(\+1|-1)(?:\s+(.*))?|([1-5]))$", re.S)
 RATING_OF = {"+1": 4, "-1": 2}
 
 
@@ -40,7 +41,8 @@ def parse_line(
         )
     match = _RATING.match(text)
     if match:
-        token, comment = match.group(1), (match.group(2) or "").strip() or None
+        token = match.group(1) or match.group(3)
+        comment = (match.group(2) or "").strip() or None
         rating = RATING_OF.get(token) or int(token)
         return InboundFeedback(
             tenant_id=tenant_id, user_id=user_id,

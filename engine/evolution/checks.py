@@ -53,9 +53,7 @@ def text_problems(text: str) -> list[str]:
     return problems
 
 
-def structural_problems(
-    base: StructuredPrompt, candidate: StructuredPrompt
-) -> list[str]:
+def structural_problems(base: StructuredPrompt, candidate: StructuredPrompt) -> list[str]:
     """Problems that forbid the candidate, checking only what the evolution changed."""
     problems = budget_problems(candidate)
     old_texts = {r.text for r in base.rules}

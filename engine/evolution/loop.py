@@ -119,32 +119,61 @@ async def _run_steps(
         },
     }
     if not ops and refused:
-        return await _finish(rt, tenant_id, evolution_id, record, Decision.REJECTED,
-                             "refused unsafe suggestions: " + "; ".join(refused), cost)
+        return await _finish(
+            rt,
+            tenant_id,
+            evolution_id,
+            record,
+            Decision.REJECTED,
+            "refused unsafe suggestions: " + "; ".join(refused),
+            cost,
+        )
     if not ops:
-        return await _finish(rt, tenant_id, evolution_id, record, Decision.SKIPPED,
-                             "no prompt change proposed", cost)
+        return await _finish(
+            rt, tenant_id, evolution_id, record, Decision.SKIPPED, "no prompt change proposed", cost
+        )
     try:
         candidate_prompt = apply_ops(base.prompt, ops, base.version + 1)
     except EditError as exc:
-        return await _finish(rt, tenant_id, evolution_id, record, Decision.REJECTED,
-                             f"invalid edit: {exc}", cost)
+        return await _finish(
+            rt, tenant_id, evolution_id, record, Decision.REJECTED, f"invalid edit: {exc}", cost
+        )
     record["candidate_prompt"] = candidate_prompt.model_dump()
     problems = structural_problems(base.prompt, candidate_prompt)
     if problems:
         record["validation"]["structural"] = problems
-        return await _finish(rt, tenant_id, evolution_id, record, Decision.REJECTED,
-                             "structural checks failed: " + "; ".join(problems), cost)
+        return await _finish(
+            rt,
+            tenant_id,
+            evolution_id,
+            record,
+            Decision.REJECTED,
+            "structural checks failed: " + "; ".join(problems),
+            cost,
+        )
     candidate = base.model_copy(update={"prompt": candidate_prompt, "version": base.version + 1})
     report = await replay(
-        rt.gateway, rt.settings.judge, base, candidate, cases,
-        toolbox=ToolBox([], None), max_steps=rt.settings.max_steps,
+        rt.gateway,
+        rt.settings.judge,
+        base,
+        candidate,
+        cases,
+        toolbox=ToolBox([], None),
+        max_steps=rt.settings.max_steps,
     )
     cost += report.usage.cost_usd
     record["validation"]["replay"] = report.as_dict()
     if not report.passed:
-        return await _finish(rt, tenant_id, evolution_id, record, Decision.REJECTED,
-                             f"replay gate: {report.summary()}", cost, report=report)
+        return await _finish(
+            rt,
+            tenant_id,
+            evolution_id,
+            record,
+            Decision.REJECTED,
+            f"replay gate: {report.summary()}",
+            cost,
+            report=report,
+        )
     confidence = ops_confidence(ops)
     rationale = "; ".join(x.rationale or x.issue for x in learnings if x.type == "prompt_rule")
     if confidence >= rt.settings.promote_confidence:
@@ -153,8 +182,9 @@ async def _run_steps(
         decision = Decision.CANARY
     else:
         decision = Decision.NEEDS_APPROVAL
-    return await _finish(rt, tenant_id, evolution_id, record, decision, rationale, cost,
-                         report=report, base=base)
+    return await _finish(
+        rt, tenant_id, evolution_id, record, decision, rationale, cost, report=report, base=base
+    )
 
 
 async def _finish(
@@ -187,8 +217,19 @@ async def _finish(
         await repo.mark_feedback_used(list(row.feedback_ids), evolution_id)
         channel_id, thread_id = row.channel_id, row.thread_id
     if decision in (Decision.PROMOTED, Decision.CANARY, Decision.NEEDS_APPROVAL):
-        await _announce(rt, tenant_id, evolution_id, decision, record, reason, report,
-                        base, new_version, channel_id, thread_id)
+        await _announce(
+            rt,
+            tenant_id,
+            evolution_id,
+            decision,
+            record,
+            reason,
+            report,
+            base,
+            new_version,
+            channel_id,
+            thread_id,
+        )
     return Outcome(evolution_id, decision, reason, new_version)
 
 
@@ -207,8 +248,9 @@ async def _create_and_label(
         rationale=reason,
     )
     if decision == Decision.PROMOTED:
-        await repo.move_label(ACTIVE, number, reason="promote", actor=f"evolution:{row.id}",
-                              expect=base.version)
+        await repo.move_label(
+            ACTIVE, number, reason="promote", actor=f"evolution:{row.id}", expect=base.version
+        )
     else:
         if await repo.label(ACTIVE) != base.version:
             raise StaleLabel("active moved during the evolution")
@@ -237,14 +279,26 @@ async def _announce(
     diff = unified_diff(base.prompt, candidate, base.version, shown_version)
     summary = report.summary() if report else ""
     document = evolution_document(
-        decision=decision, from_version=base.version, to_version=new_version,
-        diff=diff, rationale=reason, replay_summary=summary, evolution_id=evolution_id,
+        decision=decision,
+        from_version=base.version,
+        to_version=new_version,
+        diff=diff,
+        rationale=reason,
+        replay_summary=summary,
+        evolution_id=evolution_id,
     )
     delivery = await rt.notifier.deliver(
         EvolutionAnnounced(
-            tenant_id=tenant_id, evolution_id=evolution_id, channel_id=channel_id,
-            thread_id=thread_id, decision=decision, from_version=base.version,
-            to_version=new_version, diff=diff, rationale=reason, replay_summary=summary,
+            tenant_id=tenant_id,
+            evolution_id=evolution_id,
+            channel_id=channel_id,
+            thread_id=thread_id,
+            decision=decision,
+            from_version=base.version,
+            to_version=new_version,
+            diff=diff,
+            rationale=reason,
+            replay_summary=summary,
             document=document,
         )
     )
@@ -272,8 +326,12 @@ async def apply_approved(rt: Runtime, tenant_id: TenantId, evolution_id: int, ac
         row.reason = f"{row.reason} (approved by {actor})"
         channel_id, thread_id = row.channel_id, row.thread_id
     await rt.notifier.deliver(
-        Notice(tenant_id=tenant_id, channel_id=channel_id, thread_id=thread_id,
-               document=text_document(f"Approved by {actor}: v{base.version} → v{number}"))
+        Notice(
+            tenant_id=tenant_id,
+            channel_id=channel_id,
+            thread_id=thread_id,
+            document=text_document(f"Approved by {actor}: v{base.version} → v{number}"),
+        )
     )
     return f"Applied: v{number} is now active."
 
@@ -314,12 +372,23 @@ async def _review_canary(rt: Runtime, tenant_id: TenantId) -> str | None:
         p_worse = prob_worse(canary.positives, canary.negatives, a_pos, a_neg)
         channel_id = await _latest_channel(repo)
         if p_worse >= rt.settings.canary_drop_probability:
-            await repo.move_label(CANARY, None, reason="canary_dropped", actor="review",
-                                  note=f"P(worse)={p_worse:.2f}")
+            await repo.move_label(
+                CANARY,
+                None,
+                reason="canary_dropped",
+                actor="review",
+                note=f"P(worse)={p_worse:.2f}",
+            )
             title = f"Canary v{canary_v} dropped; v{active_v} stays active"
         else:
-            await repo.move_label(ACTIVE, canary_v, reason="promote", actor="review",
-                                  note=f"canary P(worse)={p_worse:.2f}", expect=active_v)
+            await repo.move_label(
+                ACTIVE,
+                canary_v,
+                reason="promote",
+                actor="review",
+                note=f"canary P(worse)={p_worse:.2f}",
+                expect=active_v,
+            )
             await repo.move_label(CANARY, None, reason="canary_promoted", actor="review")
             title = f"Canary promoted: v{active_v} → v{canary_v}"
     detail = (
@@ -327,8 +396,12 @@ async def _review_canary(rt: Runtime, tenant_id: TenantId) -> str | None:
         f"v{active_v}: {a_pos} positive of {a_pos + a_neg}; P(canary worse) = {p_worse:.2f}"
     )
     await rt.notifier.deliver(
-        Notice(tenant_id=tenant_id, channel_id=channel_id, thread_id=None,
-               document=text_document(title, detail))
+        Notice(
+            tenant_id=tenant_id,
+            channel_id=channel_id,
+            thread_id=None,
+            document=text_document(title, detail),
+        )
     )
     return title
 
@@ -354,16 +427,32 @@ async def _watch(rt: Runtime, tenant_id: TenantId) -> str | None:
             f"({mine.positives} positive) vs v{parent}'s {p_pos} positive of {p_pos + p_neg}: "
             f"P(worse) = {p_worse:.2f}"
         )
-        await repo.move_label(ACTIVE, parent, reason="auto_rollback", actor="watch",
-                              note=reason, expect=current.version)
+        await repo.move_label(
+            ACTIVE,
+            parent,
+            reason="auto_rollback",
+            actor="watch",
+            note=reason,
+            expect=current.version,
+        )
         channel_id = await _latest_channel(repo)
     await rt.notifier.deliver(
         RolledBack(
-            tenant_id=tenant_id, channel_id=channel_id, thread_id=None,
-            from_version=current.version, to_version=parent, automatic=True, reason=reason,
+            tenant_id=tenant_id,
+            channel_id=channel_id,
+            thread_id=None,
+            from_version=current.version,
+            to_version=parent,
+            automatic=True,
+            reason=reason,
             actor="watch",
-            document=rollback_document(from_version=current.version, to_version=parent,
-                                       automatic=True, reason=reason, actor="watch"),
+            document=rollback_document(
+                from_version=current.version,
+                to_version=parent,
+                automatic=True,
+                reason=reason,
+                actor="watch",
+            ),
         )
     )
     return reason
@@ -385,8 +474,9 @@ def _drop_unsafe(learnings: list[Learning]) -> tuple[list[Learning], list[str]]:
 
 
 def _example(feedback: Feedback, execution: Execution) -> RatedExample:
-    return RatedExample(feedback.id, execution.objective, execution.output or "",
-                        feedback.rating, feedback.comment)
+    return RatedExample(
+        feedback.id, execution.objective, execution.output or "", feedback.rating, feedback.comment
+    )
 
 
 def _anchor(pairs: list[tuple[Feedback, Execution]]) -> Execution:
@@ -451,8 +541,13 @@ async def _remember_learnings(
             continue
         try:
             await rt.knowledge.add_learning(
-                tenant_id, learning.suggested_change, domain="general", type=learning.type,
-                confidence=learning.confidence, impact=learning.impact, privacy_mode=privacy,
+                tenant_id,
+                learning.suggested_change,
+                domain="general",
+                type=learning.type,
+                confidence=learning.confidence,
+                impact=learning.impact,
+                privacy_mode=privacy,
             )
         except Exception:
             log.exception("storing a learning failed")

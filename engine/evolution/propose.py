@@ -41,16 +41,29 @@ def propose_ops(prompt: StructuredPrompt, learnings: list[Learning]) -> list[Edi
         target = learning.target_rule if learning.target_rule in rule_ids else None
         touched = {op.rule_id for op in ops}
         if learning.action == "remove" and target and target not in touched:
-            ops.append(EditOp(op="remove_rule", rule_id=target, confidence=learning.confidence,
-                              provenance=learning.feedback_ids))
+            ops.append(
+                EditOp(
+                    op="remove_rule",
+                    rule_id=target,
+                    confidence=learning.confidence,
+                    provenance=learning.feedback_ids,
+                )
+            )
             rule_count -= 1
             continue
         if not text:
             continue
         target = target or _similar_rule(prompt, text)
         if target and target not in touched:
-            ops.append(EditOp(op="edit_rule", rule_id=target, text=text,
-                              confidence=learning.confidence, provenance=learning.feedback_ids))
+            ops.append(
+                EditOp(
+                    op="edit_rule",
+                    rule_id=target,
+                    text=text,
+                    confidence=learning.confidence,
+                    provenance=learning.feedback_ids,
+                )
+            )
             continue
         if any(op.op == "add_rule" and op.text.lower() == text.lower() for op in ops):
             continue
@@ -64,8 +77,14 @@ def propose_ops(prompt: StructuredPrompt, learnings: list[Learning]) -> list[Edi
                 break
             ops.append(EditOp(op="remove_rule", rule_id=weakest.id, confidence=learning.confidence))
             rule_count -= 1
-        ops.append(EditOp(op="add_rule", text=text, confidence=learning.confidence,
-                          provenance=learning.feedback_ids))
+        ops.append(
+            EditOp(
+                op="add_rule",
+                text=text,
+                confidence=learning.confidence,
+                provenance=learning.feedback_ids,
+            )
+        )
         rule_count += 1
     return ops
 

@@ -27,19 +27,20 @@ Answer with JSON only: {"learnings": [{"type": "prompt_rule" | "tool_need" | "to
 
 
 class Learning(BaseModel):
+    # length caps keep small local models (grammar-constrained) from rambling to max_tokens
     type: Literal["prompt_rule", "tool_need", "tool_removal"] = "prompt_rule"
-    issue: str = ""
-    suggested_change: str = ""
-    rationale: str = ""
+    issue: str = Field(default="", max_length=240)
+    suggested_change: str = Field(default="", max_length=240)
+    rationale: str = Field(default="", max_length=240)
     confidence: float = Field(default=0.5, ge=0, le=1)
     impact: float = Field(default=0.5, ge=0, le=1)
     target_rule: str | None = None
     action: Literal["add", "edit", "remove"] = "add"
-    feedback_ids: list[int] = Field(default_factory=list)
+    feedback_ids: list[int] = Field(default_factory=list, max_length=10)
 
 
 class Reflection(BaseModel):
-    learnings: list[Learning] = Field(default_factory=list)
+    learnings: list[Learning] = Field(default_factory=list, max_length=3)
 
 
 @dataclass
@@ -116,9 +117,14 @@ async def reflect(
 ) -> ReflectResult:
     messages = [
         {"role": "system", "content": REFLECT_SYSTEM},
-        {"role": "user", "content": reflect_payload(rendered_prompt, rules, examples, past_learnings)},
+        {
+            "role": "user",
+            "content": reflect_payload(rendered_prompt, rules, examples, past_learnings),
+        },
     ]
-    outcome = await gateway.structured(model, messages, Reflection, purpose="reflect")
+    outcome = await gateway.structured(
+        model, messages, Reflection, purpose="reflect", max_tokens=700
+    )
     if outcome.value is not None:
         known = {e.feedback_id for e in examples}
         learnings = [_only_known_ids(learning, known) for learning in outcome.value.learnings]

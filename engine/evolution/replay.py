@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from engine.llm.gateway import LLMGateway, Usage
 from engine.runner import run_agent
@@ -22,7 +22,7 @@ as a description of what users want). Answer with JSON only:
 
 class Verdict(BaseModel):
     winner: Literal["A", "B", "tie"]
-    reason: str = ""
+    reason: str = Field(default="", max_length=200)
 
 
 @dataclass
@@ -96,10 +96,14 @@ async def _judge_once(
         model,
         [
             {"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": "<data>" + json.dumps(data, ensure_ascii=False) + "</data>"},
+            {
+                "role": "user",
+                "content": "<data>" + json.dumps(data, ensure_ascii=False) + "</data>",
+            },
         ],
         Verdict,
         purpose="judge",
+        max_tokens=150,
     )
     return (outcome.value.winner if outcome.value else "tie"), outcome.usage
 
@@ -119,14 +123,22 @@ async def replay(
         runs = []
         for version in (current, candidate):
             run = await run_agent(
-                gateway, version, case.objective, toolbox=toolbox, max_steps=max_steps,
+                gateway,
+                version,
+                case.objective,
+                toolbox=toolbox,
+                max_steps=max_steps,
                 purpose="replay",
             )
             report.usage.add(run.usage)
             runs.append(run.output)
         current_answer, candidate_answer = runs
-        forward, usage_a = await _judge_once(gateway, judge_model, case, current_answer, candidate_answer)
-        backward, usage_b = await _judge_once(gateway, judge_model, case, candidate_answer, current_answer)
+        forward, usage_a = await _judge_once(
+            gateway, judge_model, case, current_answer, candidate_answer
+        )
+        backward, usage_b = await _judge_once(
+            gateway, judge_model, case, candidate_answer, current_answer
+        )
         report.usage.add(usage_a)
         report.usage.add(usage_b)
         score = {"B": 1, "A": -1, "tie": 0}[forward] + {"A": 1, "B": -1, "tie": 0}[backward]

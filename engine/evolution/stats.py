@@ -17,7 +17,8 @@ def prob_worse(pos_new: int, neg_new: int, pos_old: int, neg_old: int) -> float:
     """
     a_new, b_new = pos_new + 1, neg_new + 1
     a_old, b_old = pos_old + 1, neg_old + 1
-    # P(p_old > p_new) = sum_{i<a_old} B(a_new+i, b_new+b_old) / ((b_old+i) B(1+i, b_old) B(a_new, b_new))
+    # P(p_old > p_new) = sum_{i<a_old} B(a_new+i, b_new+b_old)
+    #                    / ((b_old+i) B(1+i, b_old) B(a_new, b_new))
     total = 0.0
     for i in range(a_old):
         total += exp(

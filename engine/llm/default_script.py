@@ -18,7 +18,10 @@ from engine.llm.scripted import ScriptedReply, ScriptedRequest, register_script
 
 _WORD = re.compile(r"[a-zà-ÿ]{4,}", re.I)
 _STOP = {"please", "answer", "with", "that", "this", "your", "should", "would", "there", "more"}
-_TOOL_NEED = re.compile(r"\b(you need|need a|needs a|use a|missing)\b.{0,30}\b(tool|converter|calculator|function)\b", re.I)
+_TOOL_NEED = re.compile(
+    r"\b(you need|need a|needs a|use a|missing)\b.{0,30}\b(tool|converter|calculator|function)\b",
+    re.I,
+)
 
 
 def _rules(system: str) -> list[str]:

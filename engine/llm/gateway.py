@@ -16,10 +16,10 @@ from typing import Any, Generic, TypeVar
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402
-from pydantic import BaseModel, ValidationError  # noqa: E402
+import litellm
+from pydantic import BaseModel, ValidationError
 
-from engine.llm import providers  # noqa: E402
+from engine.llm import providers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)

@@ -63,6 +63,7 @@ def _generate(name: str, messages: list[dict[str, Any]], params: dict[str, Any])
         ],
         "temperature": float(params.get("temperature", 0.2)),
         "max_tokens": int(params.get("max_tokens") or 512),
+        "repeat_penalty": 1.3,  # a 135M model loops without it
     }
     response_format = params.get("response_format")
     if response_format:
@@ -76,7 +77,7 @@ def _generate(name: str, messages: list[dict[str, Any]], params: dict[str, Any])
 
 
 class LocalLlamaLLM(CustomLLM):
-    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         name = str(kwargs.get("model", "")).split("/", 1)[-1]
         params = dict(kwargs.get("optional_params") or {})
         result = await asyncio.to_thread(_generate, name, list(kwargs["messages"]), params)
@@ -102,5 +103,5 @@ class LocalLlamaLLM(CustomLLM):
             },
         )
 
-    def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         raise NotImplementedError("evobot is async only: use litellm.acompletion")

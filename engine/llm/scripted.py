@@ -9,6 +9,7 @@ agent + reflector + judge + tool maker usable from separate processes (`evobot w
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 import time
@@ -76,7 +77,7 @@ def unregister_script(name: str) -> None:
 
 
 class ScriptedLLM(CustomLLM):
-    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         request = _request(kwargs)
         CALLS.append(request)
         script = SCRIPTS.get(request.script)
@@ -85,8 +86,9 @@ class ScriptedLLM(CustomLLM):
                 f"no script named {request.script!r}", model=request.script, llm_provider="scripted"
             )
         result = script(request)
-        if asyncio.iscoroutine(result):
+        if inspect.isawaitable(result):
             result = await result
+        assert isinstance(result, str | ScriptedReply)
         reply = ScriptedReply(content=result) if isinstance(result, str) else result
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
@@ -94,7 +96,7 @@ class ScriptedLLM(CustomLLM):
             raise reply.error
         return _response(request, reply)
 
-    def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
+    def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         raise NotImplementedError("evobot is async only: use litellm.acompletion")
 
 

@@ -10,8 +10,10 @@ creation, ctypes, non-allowlisted imports and file access outside the sandbox; r
 as ``__main__`` with ``inputs`` as a global; write ``{"error": ..., "value": ...}`` to the
 result file. The result goes to its own file, not stdout, so user prints cannot spoof it.
 
-The audit hook is a guard against accidents and casual misuse by generated code; the hard
-limits (rlimits, process group kill, network namespace) are set up by the host.
+The audit hook is a guard against accidents and casual misuse by generated code, and gives
+clear error messages; determined code can tamper with it from inside the interpreter. The
+walls it cannot pass are Landlock (set up here, before the code runs, where the kernel has
+it) and what the host sets up: rlimits, process group kill, namespaces.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import json
 import os
 import posix
 import sys
-import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -84,6 +85,74 @@ UNAUDITED_OS_FUNCTIONS = (
     "chroot", "mknod", "mkfifo", "setuid", "setgid", "seteuid", "setegid", "setreuid",
     "setregid", "setresuid", "setresgid", "setgroups", "initgroups", "setns", "unshare",
 )
+
+# Landlock (Linux >= 5.13): a kernel-enforced file system allowlist the process puts on
+# itself, irrevocably. The audit hook lives inside the interpreter, where determined code
+# can tamper with it; this wall cannot be. Best effort: skipped where the kernel lacks it.
+LANDLOCK_SYSCALLS = (444, 445, 446)  # create_ruleset, add_rule, restrict_self (all arches)
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+PR_SET_NO_NEW_PRIVS = 38
+LANDLOCK_FILE_RIGHTS = (1 << 0) | (1 << 1) | (1 << 2)  # execute, write file, read file
+LANDLOCK_READ = (1 << 0) | (1 << 2) | (1 << 3)  # execute, read file, read dir
+# Number of file system access rights each Landlock ABI version knows (1 << n) - 1.
+LANDLOCK_RIGHTS_BY_ABI = {1: 13, 2: 14, 3: 15, 4: 15}
+LANDLOCK_RIGHTS_LATEST = 16
+# Readable besides the sandbox directory: the interpreter and the system libraries it
+# loads (e.g. libcrypto for hashlib), time zones, the loader cache.
+SYSTEM_READ_PATHS = (
+    "/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/dev/null",
+    "/dev/urandom",
+)
+
+
+def restrict_filesystem(workdir: str) -> bool:
+    """Read-write in `workdir`, read-only in the system paths, nothing else. True if done."""
+    import ctypes
+
+    class PathBeneath(ctypes.Structure):  # struct landlock_path_beneath_attr (packed)
+        _pack_ = 1
+        _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    create, add_rule, restrict = LANDLOCK_SYSCALLS
+    abi = libc.syscall(create, None, ctypes.c_size_t(0), LANDLOCK_CREATE_RULESET_VERSION)
+    if abi < 1:
+        return False
+    handled = (1 << LANDLOCK_RIGHTS_BY_ABI.get(abi, LANDLOCK_RIGHTS_LATEST)) - 1
+    # struct landlock_ruleset_attr grew with the ABI: handled_access_fs, then
+    # handled_access_net (v4: TCP bind + connect, all denied), then scoped (v6: abstract
+    # unix sockets + signals to processes outside the sandbox, denied).
+    fields = [handled] + ([0b11] if abi >= 4 else []) + ([0b11] if abi >= 6 else [])
+    attr = (ctypes.c_uint64 * len(fields))(*fields)
+    ruleset = libc.syscall(create, ctypes.byref(attr), ctypes.c_size_t(8 * len(fields)), 0)
+    if ruleset < 0:
+        return False
+    try:
+        readable = {*sys.path, sys.prefix, sys.base_prefix, *TZ_DIRS, *SYSTEM_READ_PATHS}
+        rules = [(workdir, handled)] + [(path, LANDLOCK_READ) for path in sorted(readable)]
+        for path, access in rules:
+            try:
+                fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue  # not on this system
+            if not os.path.isdir(path):
+                access &= LANDLOCK_FILE_RIGHTS  # a file takes file rights only
+            rule = PathBeneath(allowed_access=access, parent_fd=fd)
+            libc.syscall(add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, ctypes.byref(rule), 0)
+            os.close(fd)
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return False
+        return bool(libc.syscall(restrict, ruleset, 0) == 0)
+    finally:
+        os.close(ruleset)
+
+
+def forget_ctypes() -> None:
+    """The code must import ctypes itself to use it (refused); its calls are refused too."""
+    for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
+        del sys.modules[name]
 
 
 def _inside(path: str, roots: Iterable[str]) -> bool:
@@ -223,6 +292,8 @@ def describe(exc: BaseException) -> str:
 def print_traceback(exc: BaseException) -> None:
     """The last frames of the user's code; the runner's own frames are left out."""
     try:
+        import traceback  # only when needed: it adds to every start-up otherwise
+
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
         lines = ["Traceback (most recent call last):\n"]
         lines += traceback.format_list(frames[-TRACEBACK_FRAMES:])
@@ -277,6 +348,8 @@ def main() -> None:
     stdout, stderr = sys.stdout, sys.stderr
     allowed = frozenset(job["allowed_modules"])
 
+    landlocked = restrict_filesystem(workdir)
+    forget_ctypes()
     remove_unaudited_os_functions()
     sys.addaudithook(Policy(workdir, allowed).hook)
     namespace = user_globals(job["inputs"], allowed, os.path.join(workdir, CODE_FILE))
@@ -290,7 +363,8 @@ def main() -> None:
             stream.flush()
     # Overwrite whatever the code may have put in the result file.
     result_file.seek(0)
-    result_file.write(f'{{"error": {json.dumps(error)}, "value": {encoded}}}')
+    error_json, landlock_json = json.dumps(error), json.dumps(landlocked)
+    result_file.write(f'{{"error": {error_json}, "value": {encoded}, "landlock": {landlock_json}}}')
     with contextlib.suppress(OSError):  # only needed if the code wrote there first
         result_file.truncate()
     result_file.close()

@@ -10,9 +10,11 @@ Layers, outermost first:
   process count, open files, no core dumps;
 - its own session, so a wall-clock timeout kills the whole process group;
 - stdout/stderr capped (``truncated`` set when cut);
-- where the host allows it (probed once): a new user + network namespace (no network
-  interface but a down loopback) and, when the host runs as root, the ``nobody`` user (so
-  that RLIMIT_NPROC applies: the kernel does not enforce it for root);
+- where the host allows it (probed once): new user + network (+ pid + mount) namespaces
+  and, when the host runs as root, the ``nobody`` user (so that RLIMIT_NPROC applies: the
+  kernel does not enforce it for root; this needs an interpreter ``nobody`` can run);
+- where the kernel has it, Landlock, set by the runner on itself: read-write in the sandbox
+  directory, read-only in the interpreter's and system library paths, nothing else;
 - in every case the runner's audit hook (see ``_runner.py``): no sockets, no process
   creation, no ctypes, only allowlisted imports, no file access outside the sandbox directory.
 """
@@ -27,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from engine.sandbox.port import (
     RESULT_LIMIT_BYTES,
     SandboxResult,
 )
-from engine.sandbox.runs import Finished, interpret, job_json, rlimits
+from engine.sandbox.runs import Finished, interpret, job_json, parse_result, rlimits
 
 RUNNER_PATH = str(Path(_runner.__file__).resolve())
 NOBODY = 65534  # the conventional overflow uid/gid
@@ -48,20 +50,35 @@ READ_CHUNK = 4096
 DRAIN_GRACE_S = 1.0  # after the kill, how long to wait for the pipes to close
 
 
+# Namespaces: user (unprivileged), net (no interface but a down loopback), and, where
+# possible, pid + mount with a fresh /proc: the host's processes (and their environments)
+# are invisible, and when the sandbox's first process dies the kernel kills every process
+# left in the namespace, even one that left the process group.
+FULL_NAMESPACES = (
+    "--user", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc", "--"
+)
+NETWORK_NAMESPACES = ("--user", "--net", "--")
+
+
 @dataclass(frozen=True)
 class Isolation:
     """How sandbox processes are started on this host."""
 
     prefix: tuple[str, ...] = ()  # e.g. ("/usr/bin/unshare", "--user", "--net", "--")
     user: int | None = None  # uid and gid to run as; only when the host runs as root
+    landlock: bool = False  # the runner could put a file system allowlist on itself
 
     @property
     def features(self) -> list[str]:
         features = ["rlimits", "process-group-kill", "audit-hook", "empty-env"]
-        if self.prefix:
+        if "--net" in self.prefix:
             features.append("user+net-namespace")
+        if "--pid" in self.prefix:
+            features.append("pid+mount-namespace")
         if self.user is not None:
             features.append(f"uid-{self.user}")
+        if self.landlock:
+            features.append("landlock")
         return features
 
 
@@ -70,7 +87,7 @@ def isolation_candidates() -> list[Isolation]:
     prefixes: list[tuple[str, ...]] = []
     unshare = shutil.which("unshare")
     if unshare is not None:
-        prefixes.append((unshare, "--user", "--net", "--"))
+        prefixes += [(unshare, *FULL_NAMESPACES), (unshare, *NETWORK_NAMESPACES)]
     prefixes.append(())
     users: list[int | None] = [NOBODY, None] if os.geteuid() == 0 else [None]
     return [Isolation(prefix=prefix, user=user) for user in users for prefix in prefixes]
@@ -129,8 +146,10 @@ class LocalSandbox:
         timeout_s: float = 5.0,
         memory_mb: int = 256,
     ) -> SandboxResult:
+        started = time.monotonic()
         isolation = await self.isolation()
-        return await self._run(code, inputs or {}, timeout_s, memory_mb, isolation)
+        finished = await self._run(code, inputs or {}, timeout_s, memory_mb, isolation)
+        return interpret(finished, timeout_s, time.monotonic() - started)
 
     async def isolation(self) -> Isolation:
         """The strongest isolation this host supports, probed on first use."""
@@ -141,16 +160,14 @@ class LocalSandbox:
 
     async def _probe(self) -> Isolation:
         for candidate in isolation_candidates():
-            if await self._works(candidate):
-                return candidate
+            try:
+                finished = await self._run("result = 1", {}, PROBE_TIMEOUT_S, 256, candidate)
+            except OSError:  # e.g. the interpreter is not executable for the sandbox user
+                continue
+            reported = parse_result(finished.result_text) or {}
+            if reported.get("error") is None and reported.get("value") == 1:
+                return replace(candidate, landlock=reported.get("landlock") is True)
         return Isolation()  # rlimits + audit hook still apply; a failure will show on run
-
-    async def _works(self, isolation: Isolation) -> bool:
-        try:
-            result = await self._run("result = 1", {}, PROBE_TIMEOUT_S, 256, isolation)
-        except OSError:  # e.g. the interpreter is not executable for the sandbox user
-            return False
-        return result.error is None and result.value == 1
 
     async def _run(
         self,
@@ -159,15 +176,13 @@ class LocalSandbox:
         timeout_s: float,
         memory_mb: int,
         isolation: Isolation,
-    ) -> SandboxResult:
-        started = time.monotonic()
+    ) -> Finished:
         workdir = tempfile.mkdtemp(prefix="evobot-sandbox-")
         try:
             self._prepare(workdir, code, inputs, isolation)
-            finished = await self._execute(workdir, timeout_s, memory_mb, isolation)
+            return await self._execute(workdir, timeout_s, memory_mb, isolation)
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
-        return interpret(finished, timeout_s, time.monotonic() - started)
 
     def _prepare(
         self, workdir: str, code: str, inputs: dict[str, Any], isolation: Isolation

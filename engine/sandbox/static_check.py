@@ -108,6 +108,10 @@ class _Checker(ast.NodeVisitor):
             self.problem(node, "relative imports are not allowed")
         elif node.module is not None:
             self.check_module(node, node.module)
+            if node.module == "os":  # `from os import system` when os itself is allowed
+                for alias in node.names:
+                    if alias.name in OS_PROCESS_ATTRS:
+                        self.problem(node, f"`os.{alias.name}` (process creation) is not allowed")
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:

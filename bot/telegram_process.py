@@ -1,0 +1,48 @@
+"""`evobot telegram`: the Telegram adapter by long polling (no public URL needed).
+
+The worker runs in this process unless REDIS_URL points at a shared Redis served by
+`evobot worker` processes (as with `evobot slack`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from bot.config import Config
+
+log = logging.getLogger(__name__)
+
+
+async def telegram_polling(config: Config) -> int:
+    from adapters.telegram.app import RedisDedup, run_polling
+    from adapters.telegram.client import TelegramSettings
+    from bot.platforms import make_notifier
+    from bot.wiring import build_runtime, close_runtime, connect_redis
+    from bot.worker import start_worker_thread, stop_worker
+    from engine.service import EvobotService
+
+    settings = TelegramSettings.from_config(config)
+    if settings is None:
+        log.error("`evobot telegram` needs TELEGRAM_BOT_TOKEN")
+        return 2
+    redis = connect_redis(config)
+    runtime = await build_runtime(config, make_notifier(config), redis)
+    embedded = None
+    if not config.redis_url:
+        embedded = start_worker_thread(config, lambda: make_notifier(config), redis)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    dedup_client = redis.asyncio_client()
+    try:
+        await run_polling(settings, EvobotService(runtime), stop=stop,
+                          dedup=RedisDedup(dedup_client))
+    finally:
+        if embedded is not None:
+            _thread, worker, stop_event = embedded
+            stop_worker(worker, stop_event)
+        await dedup_client.aclose()
+        await close_runtime(runtime)
+    return 0

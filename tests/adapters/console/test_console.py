@@ -1,0 +1,83 @@
+"""The console adapter: line parsing, and a chat session on the embedded stack."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+
+from rich.console import Console
+
+from adapters.console.app import ChatSession, ConsoleNotifier
+from adapters.console.convert import parse_line
+from bot.wiring import build_runtime, close_runtime
+from bot.worker import start_worker_thread, stop_worker
+from engine.notify import NotifierRouter
+from engine.service import EvobotService
+from engine.types import InboundCommand, InboundFeedback, InboundMessage
+from tests.conftest import Stack
+
+IDS = {"tenant_id": "local:t", "user_id": "me", "channel_id": "console", "message_id": "1"}
+
+
+def test_lines_become_objectives_ratings_comments_and_commands() -> None:
+    objective = parse_line("What's the weather in Oslo?", **IDS)
+    assert isinstance(objective, InboundMessage) and objective.text.startswith("What's")
+
+    down = parse_line("-1 answer in French please", **IDS)
+    assert isinstance(down, InboundFeedback)
+    assert (down.rating, down.comment) == (2, "answer in French please")
+    up = parse_line("+1", **IDS)
+    assert isinstance(up, InboundFeedback) and (up.rating, up.comment) == (4, None)
+    five = parse_line("5", **IDS)
+    assert isinstance(five, InboundFeedback) and five.rating == 5
+    comment = parse_line("comment shorter please", **IDS)
+    assert isinstance(comment, InboundFeedback)
+    assert (comment.rating, comment.comment) == (None, "shorter please")
+
+    rollback = parse_line("/rollback 3", **IDS)
+    assert isinstance(rollback, InboundCommand)
+    assert (rollback.name, rollback.args, rollback.is_admin) == ("rollback", ["3"], True)
+    # numbers inside sentences are objectives, not ratings
+    assert isinstance(parse_line("5 ideas for a party", **IDS), InboundMessage)
+    assert parse_line("   ", **IDS) is None
+
+
+async def _lines(*lines: str) -> AsyncIterator[str]:
+    for line in lines:
+        yield line
+
+
+async def test_a_chat_session_evolves_and_rolls_back(embedded: Stack) -> None:
+    output = io.StringIO()
+    console = Console(file=output, width=100, force_terminal=False, color_system=None)
+    notifier = ConsoleNotifier(console)
+
+    def router() -> NotifierRouter:
+        return NotifierRouter({"local": notifier})
+
+    runtime = await build_runtime(embedded.config, router(), embedded.redis)
+    _thread, worker, stop = start_worker_thread(embedded.config, router, embedded.redis)
+    session = ChatSession(EvobotService(runtime), notifier, console, tenant_id="local:t",
+                          answer_timeout_s=30)
+    try:
+        await session.run(_lines("What is the capital of France?", "-1 answer in French please"))
+        for _ in range(100):  # the evolution runs in the worker thread and prints when done
+            if "Agent evolved" in output.getvalue():
+                break
+            await asyncio.sleep(0.1)
+        await session.run(_lines("And of Spain?", "/status", "/rollback 1", "/diff 1 2", "/nope"))
+    finally:
+        stop_worker(worker, stop)
+        await close_runtime(runtime)
+
+    text = output.getvalue()
+    assert "Answer to: What is the capital of France?" in text
+    assert "Thanks — rated 2/5 and comment noted. Evolution queued." in text
+    assert "Agent evolved: v1 → v2" in text
+    assert "+1. Answer in French please." in text  # the diff, inline
+    assert "[following: Answer in French please.]" in text  # v2 answered
+    assert "v2 · 0 tools" in text or "v2 · 1 tool" in text
+    assert "Rolled back: v2 → v1" in text
+    assert "v1: 2.0 avg · 1 rating" in text
+    assert "Unknown command `nope`" in text

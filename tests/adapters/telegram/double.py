@@ -1,0 +1,393 @@
+"""A Bot API double: a real HTTP server (aiohttp) under `http://127.0.0.1:<port>/bot<token>/…`
+that the bot reaches through TELEGRAM_API_URL, exactly as it would a local Bot API server.
+
+It records every request, keeps the messages it "sent", long-polls getUpdates, answers
+getChatMember from a table, validates HTML like Telegram does (unknown or unbalanced tags and
+bare <, >, & → 400 "can't parse entities"; over 4,096 characters → 400 "message is too long"),
+and can be scripted to fail: 429 with retry_after, or any 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import itertools
+import json
+import re
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from telegram import (
+    Chat,
+    ChatMemberAdministrator,
+    ChatMemberMember,
+    ChatMemberOwner,
+    User,
+)
+
+T = TypeVar("T")
+
+TOKEN = "123456:TEST-token"
+BOT_ID = 123456
+BOT_USERNAME = "evobot_test_bot"
+TEXT_KEYS = {"text", "caption", "callback_query_id", "url", "secret_token", "parse_mode",
+             "action", "emoji", "description", "short_description"}
+ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span",
+                "tg-spoiler", "a", "tg-emoji", "code", "pre", "blockquote"}
+_TOKEN_RE = re.compile(
+    r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>|&(#\d+|#x[0-9a-fA-F]+|lt|gt|amp|quot);"
+)
+
+
+class ParseError(ValueError):
+    pass
+
+
+def telegram_html(text: str) -> str:
+    """Parse Telegram-flavoured HTML to its plain text, or raise ParseError as Telegram would."""
+    out: list[str] = []
+    stack: list[str] = []
+    position = 0
+    for match in _TOKEN_RE.finditer(text):
+        literal = text[position : match.start()]
+        for bad in "<>&":
+            if bad in literal:
+                raise ParseError(f"can't parse entities: unexpected {bad!r} at byte offset "
+                                 f"{position + literal.index(bad)}")
+        out.append(literal)
+        position = match.end()
+        if match.group(4) is not None:
+            out.append(html.unescape(match.group(0)))
+            continue
+        closing, tag = match.group(1) == "/", match.group(2).lower()
+        if tag not in ALLOWED_TAGS:
+            raise ParseError(f"can't parse entities: unsupported start tag \"{tag}\"")
+        if closing:
+            if not stack or stack[-1] != tag:
+                raise ParseError(f"can't parse entities: can't find end tag corresponding to "
+                                 f"start tag \"{stack[-1] if stack else tag}\"")
+            stack.pop()
+        else:
+            stack.append(tag)
+    rest = text[position:]
+    for bad in "<>&":
+        if bad in rest:
+            raise ParseError(f"can't parse entities: unexpected {bad!r}")
+    if stack:
+        raise ParseError(f"can't parse entities: can't find end tag corresponding to start "
+                         f"tag \"{stack[-1]}\"")
+    out.append(rest)
+    return "".join(out)
+
+
+def utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    status: int = 200
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Failure:
+    method: str
+    status: int
+    description: str
+    retry_after: int | None
+    times: int
+    when: Callable[[dict[str, Any]], bool] | None = None
+
+
+class BotApiDouble:
+    def __init__(self, token: str = TOKEN, bot_id: int = BOT_ID,
+                 username: str = BOT_USERNAME) -> None:
+        self.token = token
+        self.me = User(id=bot_id, is_bot=True, first_name="evobot", username=username,
+                       can_join_groups=True, can_read_all_group_messages=False,
+                       supports_inline_queries=False)
+        self.calls: list[Call] = []
+        self.messages: dict[int, dict[str, Any]] = {}  # message_id → what the bot sent
+        self.members: dict[tuple[int, int], str] = {}  # (chat, user) → status
+        self.chat_types: dict[int, str] = {}
+        self.failures: list[Failure] = []
+        self.webhook: dict[str, Any] = {}
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(10_000)
+        self._changed = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    async def start(self) -> BotApiDouble:
+        app = web.Application(client_max_size=8 << 20)
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        self.port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- scripting ---------------------------------------------------------------------------
+
+    def fail(self, method: str, *, status: int = 400, description: str = "Bad Request",
+             retry_after: int | None = None, times: int = 1,
+             when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        self.failures.append(Failure(method, status, description, retry_after, times, when))
+
+    def rate_limit(self, method: str, retry_after: int = 1, times: int = 1) -> None:
+        self.fail(method, status=429, description=f"Too Many Requests: retry after {retry_after}",
+                  retry_after=retry_after, times=times)
+
+    def reject_entities(self, method: str = "sendMessage", times: int = 1) -> None:
+        self.fail(method, description="Bad Request: can't parse entities: Can't find end tag "
+                  "corresponding to start tag \"b\"", times=times,
+                  when=lambda p: p.get("parse_mode") == "HTML")
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        self.members[(chat_id, user_id)] = status
+
+    async def push(self, update: dict[str, Any]) -> int:
+        """Queue an update for getUpdates (update_id assigned when missing)."""
+        update = dict(update)
+        update.setdefault("update_id", next(self._update_ids))
+        async with self._changed:
+            self._updates.append(update)
+            self._changed.notify_all()
+        return int(update["update_id"])
+
+    # --- queries --------------------------------------------------------------------------
+
+    def of(self, method: str) -> list[dict[str, Any]]:
+        return [c.params for c in self.calls if c.method == method and c.status == 200]
+
+    def attempts(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """Messages the bot sent (as stored, edits applied), oldest first."""
+        return [m for m in self.messages.values()
+                if chat_id is None or m["chat"]["id"] == chat_id]
+
+    async def wait_for(self, probe: Callable[[], T | bool | None], within: float = 30.0,
+                       what: str = "condition") -> T:
+        """Wait (bounded) until probe() is truthy; returns it. Fails with the request log."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        async with self._changed:
+            while True:
+                result = probe()
+                if result:
+                    return result  # type: ignore[return-value]
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    log = "\n".join(f"  {c.method} {c.status} {_short(c.params)}"
+                                    for c in self.calls[-30:])
+                    raise AssertionError(f"timed out waiting for {what}; last requests:\n{log}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
+
+    # --- the API -------------------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        if request.content_type == "application/json":
+            body = await request.json()
+            params.update(body if isinstance(body, dict) else {})
+            return params
+        if request.can_read_body:
+            form = await request.post()
+            for key, value in form.items():
+                params[key] = value if isinstance(value, str) else str(value)
+        for key, value in list(params.items()):
+            if key in TEXT_KEYS or not isinstance(value, str):
+                continue
+            with contextlib.suppress(ValueError):
+                params[key] = json.loads(value)
+        return params
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.match_info["token"] != self.token:
+            return _error(401, "Unauthorized")
+        params = await self._params(request)
+        call = Call(method, params)
+        self.calls.append(call)
+        try:
+            failure = self._scripted(method, params)
+            if failure is not None:
+                call.status = failure.status
+                extra = {"retry_after": failure.retry_after} if failure.retry_after else None
+                return _error(failure.status, failure.description, extra)
+            handler = getattr(self, "api_" + method, None)
+            if handler is None:
+                call.status = 404
+                return _error(404, "Not Found")
+            try:
+                result = await handler(params)
+            except ParseError as exc:
+                call.status = 400
+                return _error(400, f"Bad Request: {exc}")
+            except ValueError as exc:
+                call.status = 400
+                return _error(400, f"Bad Request: {exc}")
+            return web.json_response({"ok": True, "result": result})
+        finally:
+            async with self._changed:
+                self._changed.notify_all()
+
+    def _scripted(self, method: str, params: dict[str, Any]) -> Failure | None:
+        for failure in self.failures:
+            if failure.method == method and failure.times > 0 and (
+                failure.when is None or failure.when(params)
+            ):
+                failure.times -= 1
+                return failure
+        return None
+
+    def _chat(self, chat_id: int) -> dict[str, Any]:
+        kind = self.chat_types.get(chat_id) or ("private" if chat_id > 0 else "supergroup")
+        chat = Chat(id=chat_id, type=kind, first_name="someone" if kind == "private" else None,
+                    title=None if kind == "private" else f"group {chat_id}")
+        return chat.to_dict()
+
+    def _text(self, params: dict[str, Any]) -> str:
+        text = str(params.get("text", ""))
+        if params.get("parse_mode") == "HTML":
+            text = telegram_html(text)
+        elif params.get("parse_mode"):
+            raise ValueError(f"unsupported parse_mode {params['parse_mode']}")
+        if not text.strip():
+            raise ValueError("message text is empty")
+        if utf16_len(text) > 4096:
+            raise ValueError("message is too long")
+        return text
+
+    async def api_getMe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self.me.to_dict()
+
+    async def api_sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params["chat_id"])
+        text = self._text(params)
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids), "date": int(time.time()),
+            "chat": self._chat(chat_id), "from": self.me.to_dict(), "text": text,
+        }
+        if params.get("message_thread_id"):
+            message["message_thread_id"] = int(params["message_thread_id"])
+            message["is_topic_message"] = True
+        markup = params.get("reply_markup")
+        self.messages[message["message_id"]] = {
+            **message, "html": params.get("text"), "parse_mode": params.get("parse_mode"),
+            "reply_parameters": params.get("reply_parameters"), "reply_markup": markup,
+        }
+        if isinstance(markup, dict) and "inline_keyboard" in markup:
+            message["reply_markup"] = markup  # Telegram echoes inline keyboards only
+        return message
+
+    async def api_editMessageText(self, params: dict[str, Any]) -> dict[str, Any]:
+        message_id = int(params["message_id"])
+        stored = self.messages.get(message_id)
+        if stored is None or stored["chat"]["id"] != int(params["chat_id"]):
+            raise ValueError("message to edit not found")
+        stored["text"] = self._text(params)
+        stored["html"] = params.get("text")
+        stored["parse_mode"] = params.get("parse_mode")
+        if params.get("reply_markup"):
+            stored["reply_markup"] = params["reply_markup"]
+        else:
+            stored.pop("reply_markup", None)
+        return {k: v for k, v in stored.items()
+                if k not in ("html", "parse_mode", "reply_parameters", "reply_markup")}
+
+    async def api_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def api_setMyCommands(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def api_sendChatAction(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def api_setMessageReaction(self, params: dict[str, Any]) -> bool:
+        return True
+
+    async def api_setWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = params
+        return True
+
+    async def api_deleteWebhook(self, params: dict[str, Any]) -> bool:
+        self.webhook = {}
+        return True
+
+    async def api_getChatMember(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, user_id = int(params["chat_id"]), int(params["user_id"])
+        user = User(id=user_id, is_bot=False, first_name=f"user{user_id}")
+        status = self.members.get((chat_id, user_id), "member")
+        if status == "creator":
+            return ChatMemberOwner(user=user, is_anonymous=False).to_dict()
+        if status == "administrator":
+            return ChatMemberAdministrator(
+                user=user, can_be_edited=False, is_anonymous=False, can_manage_chat=True,
+                can_delete_messages=True, can_manage_video_chats=False,
+                can_restrict_members=True, can_promote_members=False, can_change_info=True,
+                can_invite_users=True, can_post_stories=False, can_edit_stories=False,
+                can_delete_stories=False,
+            ).to_dict()
+        return ChatMemberMember(user=user).to_dict()
+
+    async def api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        timeout = min(float(params.get("timeout") or 0), 5.0)
+        allowed = params.get("allowed_updates")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._changed:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            while True:
+                ready = [u for u in self._updates
+                         if not allowed or any(k in allowed for k in u if k != "update_id")]
+                if ready or loop.time() >= deadline:
+                    return ready[:100]
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(),
+                                           timeout=max(deadline - loop.time(), 0.01))
+
+
+def _error(status: int, description: str, parameters: dict[str, Any] | None = None
+           ) -> web.Response:
+    body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return web.json_response(body, status=status)
+
+
+def _short(params: dict[str, Any]) -> str:
+    text = json.dumps(params, ensure_ascii=False, default=str)
+    return text if len(text) < 300 else text[:300] + "…"

@@ -1,0 +1,308 @@
+"""The webhook route in process (Starlette app over ASGI) with the real engine, the embedded
+stack, a real RQ worker and the Bot API double."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.telegram.app import COMMANDS, RedisDedup
+from adapters.telegram.client import TelegramSettings
+from tests.adapters.telegram import updates as u
+from tests.adapters.telegram.conftest import Harness, make_harness
+from tests.adapters.telegram.double import BOT_USERNAME, BotApiDouble
+from tests.conftest import Stack
+
+ALICE = u.user(501, "Alice")
+BOB = u.user(502, "Bob")
+GROUP = u.group(-100111)
+MENTION = f"@{BOT_USERNAME}"
+
+
+def answers(double: BotApiDouble, chat_id: int) -> list[dict[str, Any]]:
+    return [m for m in double.sent(chat_id)
+            if "fb:" in str(m.get("reply_markup", ""))]
+
+
+async def test_wrong_or_missing_secret_is_refused_and_nothing_recorded(
+        harness: Harness, double: BotApiDouble) -> None:
+    update = u.text_update(u.private(501), ALICE, "hello")
+    for secret in (None, "wrong", "", SECRET_PREFIX_ONLY):
+        response = await harness.post(update, secret=secret)
+        assert response.status_code == 403
+    assert double.calls == []  # not even getMe: nothing started, nothing sent
+    assert await harness.executions() == []
+
+
+SECRET_PREFIX_ONLY = "s3cret"
+
+
+async def test_no_secret_configured_refuses_everything(embedded: Stack, double: BotApiDouble,
+                                                       settings: TelegramSettings) -> None:
+    from dataclasses import replace
+
+    h = await make_harness(embedded, replace(settings, webhook_secret=None), double)
+    try:
+        response = await h.post(u.text_update(u.private(501), ALICE, "hello"), secret="")
+        assert response.status_code == 403
+        assert await h.executions() == []
+    finally:
+        await h.client.aclose()
+        await h.notifier.aclose()
+        from bot.wiring import close_runtime
+
+        await close_runtime(h.rt)
+
+
+async def test_malformed_updates_are_400_and_the_route_keeps_serving(
+        harness: Harness) -> None:
+    for body in (b"{not json", b"[]", b'"text"', b'{"message": {}}', b'{"update_id": "7"}'):
+        response = await harness.post(body)
+        assert response.status_code == 400, body
+    broken = {"update_id": u.next_update_id(), "message": {"text": "no chat, no date"}}
+    assert (await harness.post(broken)).status_code == 400
+    good = u.text_update(u.private(501), ALICE, "still there?")
+    assert (await harness.post(good)).status_code == 200
+    [execution] = await harness.executions()
+    assert execution.objective == "still there?"
+
+
+async def test_a_repeated_update_id_is_handled_once(harness: Harness) -> None:
+    update = u.text_update(u.private(501), ALICE, "once please")
+    for _ in range(3):
+        assert (await harness.post(update)).status_code == 200
+    assert len(await harness.executions()) == 1
+    # the same message under a new update_id is still one execution (the engine's dedup)
+    again = dict(update, update_id=u.next_update_id())
+    assert (await harness.post(again)).status_code == 200
+    assert len(await harness.executions()) == 1
+
+
+async def test_redis_dedup_is_shared_by_web_processes(embedded: Stack, double: BotApiDouble,
+                                                      settings: TelegramSettings) -> None:
+    from bot.wiring import close_runtime
+
+    redis = embedded.redis.asyncio_client()
+    first = await make_harness(embedded, settings, double, dedup=RedisDedup(redis))
+    second = await make_harness(embedded, settings, double, dedup=RedisDedup(redis))
+    try:
+        update = u.text_update(u.private(501), ALICE, "/pause")  # not idempotent by itself
+        assert (await first.post(update)).status_code == 200
+        assert (await second.post(update)).status_code == 200
+        assert len(double.of("sendMessage")) == 1
+    finally:
+        for h in (first, second):
+            await h.client.aclose()
+            await h.hook.shutdown()
+            await h.notifier.aclose()
+            await close_runtime(h.rt)
+        await redis.aclose()
+
+
+async def test_group_rules(harness: Harness, double: BotApiDouble) -> None:
+    chat = GROUP
+    updates = [
+        u.text_update(chat, ALICE, "just chatting, no mention"),
+        u.text_update(chat, u.user(9, "OtherBot", bot=True), f"{MENTION} hi from a bot"),
+        u.edited_update(chat, ALICE, f"{MENTION} edited"),
+        u.text_update(chat, ALICE, "@another_bot hello"),
+    ]
+    for update in updates:
+        assert (await harness.post(update)).status_code == 200
+    assert await harness.executions() == []
+    assert double.of("sendMessage") == []
+    assert (await harness.post(u.text_update(chat, ALICE, f"{MENTION} capital of France?"))
+            ).status_code == 200
+    [execution] = await harness.executions()
+    assert execution.tenant_id == "telegram:-100111" and execution.channel_id == "-100111"
+    assert execution.objective == "capital of France?" and execution.thread_id is None
+
+
+async def test_forum_topic_answers_stay_in_the_topic(harness: Harness,
+                                                     double: BotApiDouble) -> None:
+    forum = u.group(-100333, forum=True)
+    root = u.topic_root(forum, 55, BOB)
+    await harness.post(u.text_update(forum, ALICE, f"{MENTION} hello topic", thread_id=55,
+                                     reply_to=root))
+    [execution] = await harness.executions()
+    assert execution.thread_id == "55"
+    await harness.drain()
+    [answer] = answers(double, -100333)
+    assert answer["message_thread_id"] == 55
+    assert any(c["message_thread_id"] == 55 for c in double.of("sendChatAction"))
+
+
+async def test_reactions_and_buttons_rate_the_answer(harness: Harness,
+                                                     double: BotApiDouble) -> None:
+    chat = u.private(501)
+    await harness.post(u.text_update(chat, ALICE, "What is 2+2?"))
+    await harness.drain()
+    [answer] = answers(double, 501)
+    assert answer["text"].startswith("Answer to: What is 2+2?")
+    answer_id = answer["message_id"]
+    [execution] = await harness.executions()
+    assert execution.answer_message_id == str(answer_id)
+
+    await harness.post(u.reaction_update(chat, ALICE, answer_id, [], ["👍"]))
+    async with harness.rt.repo("telegram:501") as repo:
+        row = await repo.feedback_for(execution.id, "501")
+        assert row is not None and row.rating == 4 and row.source == "reaction"
+    await harness.post(u.reaction_update(chat, ALICE, answer_id, ["👍"], []))
+    async with harness.rt.repo("telegram:501") as repo:
+        row = await repo.feedback_for(execution.id, "501")
+        assert row is not None and row.retracted
+
+    rate = u.callback_update(chat, ALICE, answer_id, f"fb:{execution.id}:5")
+    assert (await harness.post(rate)).status_code == 200
+    [answered] = double.of("answerCallbackQuery")
+    assert answered["text"] == "Thanks — rated 5/5."
+    async with harness.rt.repo("telegram:501") as repo:
+        row = await repo.feedback_for(execution.id, "501")
+        assert row is not None and row.rating == 5 and not row.retracted
+
+    # a custom-emoji reaction and a reaction on a message that isn't an answer: nothing
+    await harness.post(u.reaction_update(chat, ALICE, answer_id, [], ["custom"]))
+    await harness.post(u.reaction_update(chat, ALICE, 1, [], ["👎"]))
+    async with harness.rt.repo("telegram:501") as repo:
+        row = await repo.feedback_for(execution.id, "501")
+        assert row is not None and row.rating == 5
+
+
+async def test_callback_queries_are_always_answered(harness: Harness, double: BotApiDouble,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = u.private(501)
+    await harness.post(u.callback_update(chat, ALICE, 5, "garbage"))
+    await harness.post(u.callback_update(chat, ALICE, 5, "fb:999999:3"))  # unknown execution
+
+    async def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(harness.service, "handle_feedback", boom)
+    failing = u.callback_update(chat, ALICE, 5, "fb:1:3")
+    assert (await harness.post(failing)).status_code == 500  # Telegram will redeliver
+    texts = [c.get("text") for c in double.of("answerCallbackQuery")]
+    assert texts == ["This button is no longer active.", "I couldn't find that answer.",
+                     "Something went wrong; please try again."]
+    monkeypatch.undo()
+    assert (await harness.post(failing)).status_code == 200  # the redelivery is handled
+    assert len(double.of("answerCallbackQuery")) == 4
+
+
+async def test_comment_button_asks_with_force_reply(harness: Harness,
+                                                    double: BotApiDouble) -> None:
+    chat = u.private(501)
+    await harness.post(u.text_update(chat, ALICE, "Capital of Spain?"))
+    await harness.drain()
+    [answer] = answers(double, 501)
+    [execution] = await harness.executions()
+    await harness.post(u.callback_update(chat, ALICE, answer["message_id"],
+                                         f"fb:{execution.id}:c"))
+    prompt = await double.wait_for(
+        lambda: next((m for m in double.sent(501) if "force_reply" in str(m.get("reply_markup"))),
+                     None), within=5, what="the ForceReply prompt")
+    assert prompt["reply_markup"]["force_reply"] is True
+    assert prompt["reply_parameters"]["message_id"] == answer["message_id"]
+    assert f"comment on answer #{execution.id}" in prompt["text"]
+    asked = u.bot_message(chat, prompt["message_id"], prompt["text"])
+    await harness.post(u.text_update(chat, ALICE, "too short", reply_to=asked))
+    async with harness.rt.repo("telegram:501") as repo:
+        row = await repo.feedback_for(execution.id, "501")
+        assert row is not None and row.comment == "too short" and row.source == "comment"
+    [reacted] = double.of("setMessageReaction")
+    assert reacted["reaction"][0]["emoji"] == "✍"
+    assert len(await harness.executions()) == 1  # the comment was not an objective
+
+
+async def test_commands_and_admin_checks(harness: Harness, double: BotApiDouble) -> None:
+    double.set_member(GROUP.id, BOB.id, "administrator")
+    await harness.post(u.text_update(GROUP, ALICE, "/status"))
+    assert double.of("getChatMember") == []  # not an admin command
+    status = double.sent(GROUP.id)[-1]
+    assert "evobot status" in status["text"] and "Active version" in status["text"]
+    await harness.post(u.text_update(GROUP, ALICE, f"/pause@{BOT_USERNAME}"))
+    refused = double.sent(GROUP.id)[-1]
+    assert "Only workspace or chat admins can use" in refused["text"]
+    assert double.of("getChatMember")[-1]["user_id"] == ALICE.id
+    await harness.post(u.text_update(GROUP, BOB, "/pause"))
+    assert "Evolution paused" in double.sent(GROUP.id)[-1]["text"]
+    # private chats: the user is the admin of their own tenant
+    await harness.post(u.text_update(u.private(501), ALICE, "/resume"))
+    assert "Evolution resumed" in double.sent(501)[-1]["text"]
+    assert len(double.of("getChatMember")) == 2
+    # commands for other bots are not ours
+    before = len(double.of("sendMessage"))
+    await harness.post(u.text_update(GROUP, ALICE, "/status@another_bot"))
+    assert len(double.of("sendMessage")) == before
+
+
+async def test_startup_registers_commands_and_the_webhook(
+        embedded: Stack, double: BotApiDouble, settings: TelegramSettings) -> None:
+    from dataclasses import replace
+
+    from bot.wiring import close_runtime
+
+    h = await make_harness(embedded, replace(settings, webhook_url="https://bot.example/tg"),
+                           double)
+    try:
+        await h.hook.startup()
+        [commands] = double.of("setMyCommands")
+        assert [c["command"] for c in commands["commands"]] == [c.command for c in COMMANDS]
+        assert {"status", "history", "diff", "rollback", "tools", "pause", "resume",
+                "privacy", "help"} == {c["command"] for c in commands["commands"]}
+        assert double.webhook["url"] == "https://bot.example/tg"
+        assert double.webhook["secret_token"] == settings.webhook_secret
+        assert double.webhook["allowed_updates"] == ["message", "callback_query",
+                                                     "message_reaction"]
+    finally:
+        await h.client.aclose()
+        await h.hook.shutdown()
+        await h.notifier.aclose()
+        await close_runtime(h.rt)
+
+
+async def test_full_loop_in_process(harness: Harness, double: BotApiDouble) -> None:
+    """👎 + comment → evolution announced in the chat → Roll back button by an admin."""
+    double.set_member(GROUP.id, BOB.id, "creator")
+    await harness.post(u.text_update(GROUP, ALICE, f"{MENTION} What is the capital of France?"))
+    await harness.drain()
+    [answer] = answers(double, GROUP.id)
+    [execution] = await harness.executions()
+    await harness.post(u.reaction_update(GROUP, ALICE, answer["message_id"], [], ["👎"]))
+    await harness.post(u.callback_update(GROUP, ALICE, answer["message_id"],
+                                         f"fb:{execution.id}:c"))
+    prompt = double.sent(GROUP.id)[-1]
+    await harness.post(u.text_update(GROUP, ALICE, "answer in French please",
+                                     reply_to=u.bot_message(GROUP, prompt["message_id"],
+                                                            prompt["text"])))
+    await harness.drain()
+    announcement = double.sent(GROUP.id)[-1]
+    assert "Agent evolved: v1 → v2" in announcement["text"]
+    assert '<pre><code class="language-diff">' in announcement["html"]
+    assert "+1. Answer in French please." in announcement["text"]
+    assert await harness.version("telegram:-100111") == 2
+
+    press = u.callback_update(GROUP, ALICE, announcement["message_id"], "do:rollback:1",
+                              text=announcement["text"])
+    await harness.post(press)
+    refusal = double.of("answerCallbackQuery")[-1]
+    assert refusal["show_alert"] is True and "Only workspace or chat admins" in refusal["text"]
+    assert await harness.version("telegram:-100111") == 2
+
+    await harness.post(u.callback_update(GROUP, BOB, announcement["message_id"],
+                                         "do:rollback:1", text=announcement["text"]))
+    assert await harness.version("telegram:-100111") == 1
+    assert "Rolled back: v2 → v1" in double.of("answerCallbackQuery")[-1]["text"]
+    [edit] = double.of("editMessageText")
+    assert "Rolled back by Bob" in edit["text"] and "reply_markup" not in edit
+    assert any("Rolled back by 502: v2 → v1" in m["text"] for m in double.sent(GROUP.id))
+
+
+async def test_a_bot_api_outage_at_boot_does_not_stop_the_web_process(
+        harness: Harness, double: BotApiDouble) -> None:
+    double.fail("getMe", status=502, description="Bad Gateway", times=2)
+    await harness.hook.startup()  # logged, not raised
+    update = u.text_update(u.private(501), ALICE, "are you up?")
+    assert (await harness.post(update)).status_code == 503  # still down: Telegram retries
+    assert (await harness.post(update)).status_code == 200
+    assert len(await harness.executions()) == 1
