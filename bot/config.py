@@ -18,6 +18,7 @@ class Config(BaseSettings):
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     chroma_url: str | None = Field(default=None, alias="CHROMA_URL")
     embedding_model: str | None = Field(default=None, alias="EMBEDDING_MODEL")
+    knowledge_key: str | None = Field(default=None, alias="EVOBOT_KNOWLEDGE_KEY")
     llm_model: str = Field(default="local/smollm2", alias="LLM_MODEL")
     evolver_model: str | None = Field(default=None, alias="EVOLVER_MODEL")
     judge_model: str | None = Field(default=None, alias="JUDGE_MODEL")

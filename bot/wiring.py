@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from engine.llm.gateway import LLMGateway
 from engine.notify import NotifierRouter
 from engine.runtime import Runtime
 from engine.storage.db import create_engine, migrate, session_factory
+from engine.tools.maker import handle_learning as handle_tool_learning
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +79,48 @@ def make_sandbox(config: Config) -> Any:
     return sandbox_factory(config.e2b_api_key)
 
 
-def make_knowledge(config: Config) -> Any:
-    try:
-        from engine.knowledge import make_knowledge_store
-    except ImportError:
-        return None
-    try:
-        return make_knowledge_store(
-            chroma_path=None if config.chroma_url else config.data_dir / "chroma",
-            chroma_url=config.chroma_url,
-            embedding_model=config.embedding_model,
-        )
-    except Exception:
-        log.exception("knowledge store unavailable; running without it")
-        return None
+class LazyKnowledge:
+    """Opens the knowledge store on first use, so processes that never need it (the web
+    process) never load the embedding model or touch the chroma files."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._store: Any = None
+        self._lock = asyncio.Lock()
+
+    async def store(self) -> Any:
+        async with self._lock:
+            if self._store is None:
+                self._store = await _open_knowledge(self._config)
+        return self._store
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await getattr(await self.store(), name)(*args, **kwargs)
+
+        return call
+
+
+def _origin_key(config: Config) -> str:
+    """The HMAC key that tags shared copies; stable across restarts (deletes depend on it)."""
+    if config.knowledge_key:
+        return config.knowledge_key
+    path = config.data_dir / "knowledge-origin.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+async def _open_knowledge(config: Config) -> Any:
+    from engine.knowledge import KnowledgeStore, make_embedding_function
+
+    return await KnowledgeStore.open(
+        make_embedding_function(config.embedding_model),
+        chroma_path=None if config.chroma_url else config.data_dir / "chroma",
+        chroma_url=config.chroma_url,
+        origin_key=_origin_key(config),
+    )
 
 
 async def build_runtime(
@@ -108,10 +140,11 @@ async def build_runtime(
         queue=RQJobQueue(redis.sync, settings.job_retry_intervals),
         locks=RedisLocks(redis.asyncio_client()),
         sandbox=make_sandbox(config),
-        knowledge=make_knowledge(config),
+        knowledge=LazyKnowledge(config),
     )
     runtime.extras["db_engine"] = engine
     runtime.extras["redis"] = redis
+    runtime.extras["tool_maker"] = handle_tool_learning  # tool_need / tool_removal learnings
     return runtime
 
 

@@ -40,7 +40,7 @@ Handler = Callable[[Runtime, InboundCommand, TenantRepo], Awaitable[CommandReply
 async def run(rt: Runtime, command: InboundCommand) -> CommandReply:
     name = command.name.lower().lstrip("/")
     handler = HANDLERS.get(name)
-    if handler is None:
+    if handler is None and name not in SELF_CONTAINED:
         return refuse(f"Unknown command `{command.name}`. Try `help`.")
     if name in ADMIN_ONLY and not (command.is_admin or command.user_id in rt.settings.admins):
         return refuse(f"Only workspace or chat admins can use `{name}`.")
@@ -48,6 +48,9 @@ async def run(rt: Runtime, command: InboundCommand) -> CommandReply:
         return await _rollback(rt, command)
     if name in ("apply", "dismiss"):
         return await _approval(rt, command, name)
+    if name in SELF_CONTAINED:
+        return await SELF_CONTAINED[name](rt, command)
+    assert handler is not None
     async with rt.repo(command.tenant_id) as repo:
         return await handler(rt, command, repo)
 
@@ -207,20 +210,32 @@ async def _pause(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> Comm
     return reply("Evolution paused", "Feedback is still recorded; nothing changes until resume.")
 
 
-async def _resume(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
-    await repo.set_tenant_fields(evolution_paused=False)
-    await rt.queue.enqueue_evolution(command.tenant_id)
-    return reply("Evolution resumed")
-
-
-async def _privacy(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
+async def _privacy(rt: Runtime, command: InboundCommand) -> CommandReply:
     choices = [m.value for m in PrivacyMode]
-    if not command.args or command.args[0].lower() not in choices:
+    async with rt.repo(command.tenant_id) as repo:
         tenant = await repo.tenant()
-        current = tenant.privacy_mode if tenant else "isolated"
-        return reply(f"Privacy: {current}", "Set it with `privacy " + "|".join(choices) + "`.")
-    await repo.set_tenant_fields(privacy_mode=command.args[0].lower())
-    return reply(f"Privacy set to {command.args[0].lower()}")
+        current = tenant.privacy_mode if tenant else PrivacyMode.ISOLATED.value
+        if not command.args or command.args[0].lower() not in choices:
+            return reply(f"Privacy: {current}", "Set it with `privacy " + "|".join(choices) + "`.")
+        mode = command.args[0].lower()
+        await repo.set_tenant_fields(privacy_mode=mode)
+    # after the commit, so the jobs and the knowledge store see the new mode
+    notes = []
+    if rt.knowledge is not None and mode != PrivacyMode.COLLECTIVE.value:
+        withdrawn = await rt.knowledge.withdraw_shared(command.tenant_id, privacy_mode=mode)
+        if withdrawn:
+            notes.append(f"Withdrew {withdrawn} shared entries.")
+    if mode != PrivacyMode.ISOLATED.value:
+        await rt.queue.enqueue_evolution(command.tenant_id, trigger="bootstrap")
+        notes.append("Shared patterns will be tried as candidate rules (validated first).")
+    return reply(f"Privacy set to {mode}", " ".join(notes))
+
+
+async def _resume(rt: Runtime, command: InboundCommand) -> CommandReply:
+    async with rt.repo(command.tenant_id) as repo:
+        await repo.set_tenant_fields(evolution_paused=False)
+    await rt.queue.enqueue_evolution(command.tenant_id)  # after the commit
+    return reply("Evolution resumed")
 
 
 async def _help(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
@@ -246,9 +261,14 @@ HANDLERS: dict[str, Handler] = {
     "dismiss": _status,
     "tools": _tools,
     "pause": _pause,
-    "resume": _resume,
-    "privacy": _privacy,
     "help": _help,
     "start": _help,
     "prompt": _current,
+}
+
+
+# commands that manage their own transaction (they enqueue work after committing)
+SELF_CONTAINED: dict[str, Callable[[Runtime, InboundCommand], Awaitable[CommandReply]]] = {
+    "privacy": _privacy,
+    "resume": _resume,
 }

@@ -25,6 +25,7 @@ from engine.evolution.loop import evolve, review
 from engine.execute import execute, mark_failed
 from engine.runtime import Runtime
 from engine.storage.models import Execution, Feedback, utcnow
+from engine.tools.lifecycle import tenants_due
 from engine.types import TenantId
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,9 @@ def execute_job(execution_id: int) -> str:
     return run_in_job_loop(run)
 
 
-def evolve_job(tenant_id: TenantId) -> str:
+def evolve_job(tenant_id: TenantId, trigger: str = "feedback") -> str:
     async def run(rt: Runtime) -> str:
-        outcome = await evolve(rt, tenant_id)
+        outcome = await evolve(rt, tenant_id, trigger=trigger)
         return f"{outcome.decision.value}: {outcome.reason}"
 
     return run_in_job_loop(run)
@@ -153,10 +154,12 @@ class RQJobQueue:
             execution_id,
         )
 
-    async def enqueue_evolution(self, tenant_id: TenantId, *, delay_s: float = 0.0) -> None:
+    async def enqueue_evolution(
+        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"
+    ) -> None:
         await asyncio.to_thread(
             self._enqueue_unique, self.evolution, f"evolve-{_job_key(tenant_id)}", evolve_job,
-            tenant_id, delay_s=delay_s,
+            tenant_id, trigger, delay_s=delay_s,
         )
 
     async def enqueue_review(self, tenant_id: TenantId) -> None:
@@ -164,6 +167,25 @@ class RQJobQueue:
             self._enqueue_unique, self.evolution, f"review-{_job_key(tenant_id)}", review_job,
             tenant_id,
         )
+
+
+    async def forget_tenant(self, tenant_id: TenantId) -> int:
+        return await asyncio.to_thread(self._forget_tenant, tenant_id)
+
+    def _forget_tenant(self, tenant_id: TenantId) -> int:
+        """Cancel the tenant's jobs, then delete every key that names the tenant."""
+        key = _job_key(tenant_id)
+        for job_id in (f"evolve-{key}", f"review-{key}"):
+            for queue in (self.executions, self.evolution):
+                queue.remove(job_id)
+            self.redis.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
+        names: set[bytes] = set()
+        # anchored at the end or followed by ":" so "slack:T1" never matches "slack:T12"
+        for pattern in (f"*{tenant_id}", f"*{tenant_id}:*", f"*{key}"):
+            names.update(self.redis.scan_iter(match=pattern, count=1000))
+        if names:
+            self.redis.delete(*names)
+        return len(names)
 
 
 def _job_key(tenant_id: TenantId) -> str:
@@ -223,9 +245,13 @@ async def reconcile(rt: Runtime) -> dict[str, int]:
         await rt.queue.enqueue_execution(execution_id)
     for tenant_id in tenants:
         await rt.queue.enqueue_evolution(tenant_id)
-    if execution_ids or tenants:
-        log.info("reconciler re-enqueued %d executions, %d evolutions",
-                 len(execution_ids), len(tenants))
+    # tools gone unused or failing: their review (under the tenant's lock) makes the move
+    tool_tenants = await tenants_due(rt, now)
+    for tenant_id in tool_tenants:
+        await rt.queue.enqueue_review(tenant_id)
+    if execution_ids or tenants or tool_tenants:
+        log.info("reconciler re-enqueued %d executions, %d evolutions, %d tool reviews",
+                 len(execution_ids), len(tenants), len(tool_tenants))
     return {"executions": len(execution_ids), "evolutions": len(tenants)}
 
 

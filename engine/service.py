@@ -8,8 +8,8 @@ from engine import commands
 from engine.evolution.stats import in_canary
 from engine.prompt import default_prompt
 from engine.runtime import Runtime
-from engine.storage.models import Execution
-from engine.storage.repo import CANARY, TenantRepo
+from engine.storage.models import Execution, Tenant
+from engine.storage.repo import ACTIVE, CANARY, TenantRepo
 from engine.types import (
     Accepted,
     CommandReply,
@@ -27,8 +27,8 @@ class EvobotService:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
-    async def ensure_tenant(self, repo: TenantRepo) -> None:
-        await repo.ensure_tenant(
+    async def ensure_tenant(self, repo: TenantRepo) -> Tenant:
+        return await repo.ensure_tenant(
             prompt=default_prompt(),
             model=self.rt.settings.llm_model,
             temperature=self.rt.settings.temperature,
@@ -42,7 +42,7 @@ class EvobotService:
         if not text:
             return None
         async with self.rt.repo(message.tenant_id) as repo:
-            await self.ensure_tenant(repo)
+            tenant = await self.ensure_tenant(repo)
             version, arm = await self._serving_version(repo, message.user_id)
             row = await repo.add_execution(
                 channel_id=message.channel_id,
@@ -55,7 +55,8 @@ class EvobotService:
             )
             if row is None:
                 return None
-            await repo.set_tenant_fields(home_channel_id=message.channel_id)
+            if tenant.home_channel_id != message.channel_id:  # where announcements go
+                tenant.home_channel_id = message.channel_id
             accepted = Accepted(execution_id=row.id, version=version)
         await self.rt.queue.enqueue_execution(accepted.execution_id)
         return accepted
@@ -64,7 +65,9 @@ class EvobotService:
         canary = await repo.label(CANARY)
         if canary is not None and in_canary(repo.tenant_id, user_id, self.rt.settings.canary_share):
             return canary, "canary"
-        return (await repo.active_version()).version, "active"
+        active = await repo.label(ACTIVE)
+        assert active is not None, "every agent has an active label"
+        return active, "active"
 
     async def is_answer(self, tenant_id: TenantId, channel_id: str, message_id: str) -> bool:
         """Whether a platform message is one of the bot's answers (threads, reactions)."""

@@ -36,7 +36,7 @@ CHANNEL = "console"
 HINT = (
     "Type an objective. Rate the last answer with [bold]+1[/], [bold]-1 <comment>[/], "
     "[bold]1[/]–[bold]5[/] or [bold]comment <text>[/]; commands: /status /history /diff "
-    "/rollback [n] /tools /help; Ctrl-D quits."
+    "/rollback \\[n] /tools /help; Ctrl-D quits."
 )
 
 

@@ -13,15 +13,17 @@ from typing import Any
 
 from engine.evolution.checks import structural_problems, text_problems
 from engine.evolution.propose import ops_confidence, propose_ops
-from engine.evolution.reflect import Learning, RatedExample, reflect
+from engine.evolution.reflect import Learning, RatedExample, ReflectResult, reflect
 from engine.evolution.replay import ReplayCase, ReplayReport, replay
 from engine.evolution.stats import prob_worse
+from engine.llm.gateway import Usage
 from engine.present import evolution_document, rollback_document, text_document
 from engine.prompt import EditError, apply_ops, render, unified_diff
 from engine.runtime import Runtime
 from engine.storage.models import Evolution, Execution, Feedback, utcnow
 from engine.storage.repo import ACTIVE, CANARY, StaleLabel, TenantRepo
 from engine.tools.box import ToolBox
+from engine.tools.lifecycle import review_tools
 from engine.types import (
     AgentVersionView,
     Decision,
@@ -58,25 +60,32 @@ async def _evolve_locked(rt: Runtime, tenant_id: TenantId, trigger: str) -> Outc
         if tenant.evolution_paused:
             return Outcome(None, Decision.SKIPPED, "evolution is paused")
         pairs = await repo.unused_feedback()
-        if not pairs:
-            return Outcome(None, Decision.SKIPPED, "no new feedback")
         base = await repo.active_version()
+        privacy = tenant.privacy_mode
+        # a new tenant that opted into sharing starts from the best shared patterns
+        bootstrap = trigger == "bootstrap" and privacy != "isolated" and not base.prompt.rules
+        if not pairs and not bootstrap:
+            return Outcome(None, Decision.SKIPPED, "no new feedback")
         positives = await repo.positive_examples(limit=rt.settings.replay_positives + 3)
-        anchor = _anchor(pairs)
+        anchor_channel, anchor_thread = tenant.home_channel_id, None
+        if pairs:
+            anchor = _anchor(pairs)
+            anchor_channel, anchor_thread = anchor.channel_id, anchor.thread_id
         evolution = await repo.add_evolution(
             trigger=trigger,
             base_version=base.version,
             feedback_ids=[f.id for f, _ in pairs],
-            channel_id=anchor.channel_id,
-            thread_id=anchor.thread_id,
+            channel_id=anchor_channel,
+            thread_id=anchor_thread,
         )
         evolution_id = evolution.id
-        privacy = tenant.privacy_mode
         examples = [_example(f, e) for f, e in pairs]
         cases = _replay_cases(pairs, positives, rt)
 
     try:
-        return await _run_steps(rt, tenant_id, evolution_id, base, examples, cases, privacy)
+        outcome = await _run_steps(
+            rt, tenant_id, evolution_id, base, examples, cases, privacy, bootstrap
+        )
     except Exception as exc:
         log.exception("evolution %s of %s failed", evolution_id, tenant_id)
         async with rt.repo(tenant_id) as repo:
@@ -84,6 +93,9 @@ async def _evolve_locked(rt: Runtime, tenant_id: TenantId, trigger: str) -> Outc
             if row is not None:
                 row.status, row.reason, row.finished_at = "failed", f"error: {exc}", utcnow()
         raise
+    if outcome.decision in (Decision.PROMOTED, Decision.CANARY):
+        await _remember_accepted(rt, tenant_id, outcome.evolution_id, privacy)
+    return outcome
 
 
 async def _run_steps(
@@ -94,19 +106,24 @@ async def _run_steps(
     examples: list[RatedExample],
     cases: list[ReplayCase],
     privacy: str,
+    bootstrap: bool = False,
 ) -> Outcome:
-    past = await _past_learnings(rt, tenant_id, examples, privacy)
-    reflection = await reflect(
-        rt.gateway,
-        rt.settings.evolver,
-        rendered_prompt=render(base.prompt),
-        rules=[{"id": r.id, "text": r.text} for r in base.prompt.rules],
-        examples=examples,
-        past_learnings=past,
-    )
+    if bootstrap:
+        patterns = await _shared_patterns(rt, tenant_id, privacy)
+        reflection = ReflectResult(patterns, Usage(), False, [])
+    else:
+        past = await _past_learnings(rt, tenant_id, examples, privacy)
+        reflection = await reflect(
+            rt.gateway,
+            rt.settings.evolver,
+            rendered_prompt=render(base.prompt),
+            rules=[{"id": r.id, "text": r.text} for r in base.prompt.rules],
+            examples=examples,
+            past_learnings=past,
+        )
+        await _record_objectives(rt, tenant_id, examples, reflection.learnings)
     cost = reflection.usage.cost_usd
     learnings, refused = _drop_unsafe(reflection.learnings)
-    await _remember_learnings(rt, tenant_id, learnings, privacy)
     await _hand_tool_needs(rt, tenant_id, evolution_id, learnings)
     ops = propose_ops(base.prompt, learnings)
     record: dict[str, Any] = {
@@ -163,7 +180,8 @@ async def _run_steps(
     )
     cost += report.usage.cost_usd
     record["validation"]["replay"] = report.as_dict()
-    if not report.passed:
+    passed = report.no_worse if bootstrap else report.passed
+    if not passed:
         return await _finish(
             rt,
             tenant_id,
@@ -176,7 +194,11 @@ async def _run_steps(
         )
     confidence = ops_confidence(ops)
     rationale = "; ".join(x.rationale or x.issue for x in learnings if x.type == "prompt_rule")
-    if confidence >= rt.settings.promote_confidence:
+    if bootstrap:
+        # shared patterns are someone else's lessons: prove them on this tenant's users first
+        decision = Decision.CANARY
+        rationale = "bootstrapped from shared patterns (anonymized): " + rationale
+    elif confidence >= rt.settings.promote_confidence:
         decision = Decision.PROMOTED
     elif confidence >= rt.settings.canary_confidence:
         decision = Decision.CANARY
@@ -229,6 +251,19 @@ async def _finish(
             new_version,
             channel_id,
             thread_id,
+        )
+    elif decision == Decision.REJECTED:
+        # tell the people who gave the feedback that it was heard, and why nothing changed
+        await rt.notifier.deliver(
+            Notice(
+                tenant_id=tenant_id,
+                channel_id=channel_id,
+                thread_id=thread_id,
+                document=text_document(
+                    f"Evolution #{evolution_id}: no change", reason[:500],
+                    context="The agent stays as it is; this feedback will not be retried.",
+                ),
+            )
         )
     return Outcome(evolution_id, decision, reason, new_version)
 
@@ -349,11 +384,14 @@ async def dismiss_approval(rt: Runtime, tenant_id: TenantId, evolution_id: int, 
 
 
 async def review(rt: Runtime, tenant_id: TenantId) -> str | None:
-    """Decide a canary with enough ratings; roll back a clearly worse fresh promotion."""
+    """Decide a canary with enough ratings; roll back a clearly worse fresh promotion;
+    then the tools' lifecycle: stale, archived, and retire the ones that keep failing."""
     async with rt.locks.lock(f"evobot:evolve:{tenant_id}", LOCK_TIMEOUT_S) as acquired:
         if not acquired:
             return None
-        return await _review_canary(rt, tenant_id) or await _watch(rt, tenant_id)
+        versions = await _review_canary(rt, tenant_id) or await _watch(rt, tenant_id)
+        tools = await review_tools(rt, tenant_id)
+        return "; ".join(x for x in (versions, tools) if x) or None
 
 
 async def _review_canary(rt: Runtime, tenant_id: TenantId) -> str | None:
@@ -531,11 +569,15 @@ async def _past_learnings(
     return [str(getattr(h, "text", h)) for h in hits]
 
 
-async def _remember_learnings(
-    rt: Runtime, tenant_id: TenantId, learnings: list[Learning], privacy: str
+async def _remember_accepted(
+    rt: Runtime, tenant_id: TenantId, evolution_id: int | None, privacy: str
 ) -> None:
-    if rt.knowledge is None:
+    """Only learnings that passed validation become knowledge (and, by mode, shared)."""
+    if rt.knowledge is None or evolution_id is None:
         return
+    async with rt.repo(tenant_id) as repo:
+        row = await repo.evolution(evolution_id)
+        learnings = [Learning.model_validate(x) for x in (row.learnings if row else [])]
     for learning in learnings:
         if learning.type != "prompt_rule" or not learning.suggested_change:
             continue
@@ -551,6 +593,45 @@ async def _remember_learnings(
             )
         except Exception:
             log.exception("storing a learning failed")
+
+
+async def _record_objectives(
+    rt: Runtime, tenant_id: TenantId, examples: list[RatedExample], learnings: list[Learning]
+) -> None:
+    """Rated objectives become searchable history: badly rated ones carry their lesson."""
+    if rt.knowledge is None:
+        return
+    lessons = {i: x.suggested_change for x in learnings for i in x.feedback_ids}
+    for example in examples:
+        if example.rating is None:
+            continue
+        lesson = lessons.get(example.feedback_id) or (example.comment or "")
+        try:
+            await rt.knowledge.record_objective(
+                tenant_id, example.objective, outcome_rating=example.rating, lesson=lesson[:300]
+            )
+        except Exception:
+            log.exception("recording an objective failed")
+
+
+async def _shared_patterns(rt: Runtime, tenant_id: TenantId, privacy: str) -> list[Learning]:
+    if rt.knowledge is None:
+        return []
+    try:
+        hits = await rt.knowledge.bootstrap_rules(tenant_id, privacy_mode=privacy, k=3)
+    except Exception:
+        log.exception("bootstrap lookup failed")
+        return []
+    return [
+        Learning(
+            suggested_change=hit.text,
+            issue="a pattern other workspaces learned",
+            rationale=f"shared pattern (confidence {hit.confidence:.2f})",
+            confidence=min(hit.confidence, 0.6),
+            impact=hit.impact,
+        )
+        for hit in hits
+    ]
 
 
 async def _hand_tool_needs(

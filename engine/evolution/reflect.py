@@ -127,8 +127,16 @@ async def reflect(
     )
     if outcome.value is not None:
         known = {e.feedback_id for e in examples}
-        learnings = [_only_known_ids(learning, known) for learning in outcome.value.learnings]
-        return ReflectResult(learnings, outcome.usage, False, outcome.errors)
+        learnings = [
+            _only_known_ids(learning, known)
+            for learning in outcome.value.learnings
+            if learning.suggested_change.strip() or learning.action == "remove"
+        ]
+        if learnings:
+            return ReflectResult(learnings, outcome.usage, False, outcome.errors)
+        # valid but empty (small models often are): the users' explicit comments still count
+        errors = [*outcome.errors, "the reflection proposed nothing usable"]
+        return ReflectResult(comment_fallback(examples), outcome.usage, True, errors)
     return ReflectResult(comment_fallback(examples), outcome.usage, True, outcome.errors)
 
 

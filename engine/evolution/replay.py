@@ -66,6 +66,11 @@ class ReplayReport:
         better = self.count("better", negative=True)
         return better * 2 > len(negatives) and self.count("worse") == 0
 
+    @property
+    def no_worse(self) -> bool:
+        """For candidates without negatives to fix (bootstrap): they must not hurt."""
+        return self.count("worse") == 0
+
     def summary(self) -> str:
         parts = [f"{self.count(o)} {o}" for o in ("better", "same", "worse") if self.count(o)]
         return f"replayed {len(self.cases)}: " + ", ".join(parts or ["nothing"])

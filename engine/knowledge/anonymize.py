@@ -78,8 +78,8 @@ _USERNAME = re.compile(r"(?<![\w@<])@[A-Za-z0-9_][A-Za-z0-9_.-]{1,31}\b")
 
 _NAME = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
 _FULL_NAME = rf"{_NAME}(?:\s+{_NAME})?"
-# A capitalised word right after one of these cues is taken for a name.
 _TITLED_NAME = re.compile(rf"\b((?:Mr|Mrs|Ms|Mx|Dr|Prof)\.?\s+){_FULL_NAME}\b")
+# A capitalised word right after one of these cues is taken for a name.
 _NAME_CUES = re.compile(
     r"(?i:\b(?:i'm|i am|my name is|this is|name's|ask|tell|ping|email|message|call|"
     r"cc|thanks|thank you|hi|hello|hey|dear|contact)\s+)"

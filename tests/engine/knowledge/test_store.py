@@ -9,7 +9,7 @@ from chromadb.api import ClientAPI
 from engine.knowledge.embeddings import HashedEmbeddingFunction, LiteLLMEmbeddingFunction
 from engine.knowledge.store import EmbeddingMismatchError, KnowledgeStore
 from engine.types import PrivacyMode
-from tests.engine.knowledge.conftest import everything_in
+from tests.engine.knowledge.inspect_chroma import everything_in
 
 ISOLATED = "slack:TISOLATED1"
 FEDERATED = "telegram:-1009876543210"
@@ -25,13 +25,20 @@ ALL_MODES = list(PrivacyMode)
 async def fill_isolated_tenant(store: KnowledgeStore) -> None:
     mode = PrivacyMode.ISOLATED
     await store.add_learning(
-        ISOLATED, f"Always greet with {CANARY} and cc {CANARY_EMAIL} in French",
-        domain="support", confidence=0.99, impact=0.99, privacy_mode=mode,
-    )  # fmt: skip
+        ISOLATED,
+        f"Always greet with {CANARY} and cc {CANARY_EMAIL} in French",
+        domain="support",
+        confidence=0.99,
+        impact=0.99,
+        privacy_mode=mode,
+    )
     await store.add_tool_recipe(
-        ISOLATED, f"call the {CANARY} tool to answer in French",
-        tool_name=f"tool_{CANARY}", domain="support", privacy_mode=mode,
-    )  # fmt: skip
+        ISOLATED,
+        f"call the {CANARY} tool to answer in French",
+        tool_name=f"tool_{CANARY}",
+        domain="support",
+        privacy_mode=mode,
+    )
     await store.record_objective(
         ISOLATED, f"answer in French for {CANARY_EMAIL}", outcome_rating=1, lesson=CANARY
     )
@@ -47,9 +54,11 @@ async def test_an_isolated_tenants_canary_never_reaches_anyone_else(
 ) -> None:
     await fill_isolated_tenant(store)
     await store.add_learning(
-        COLLECTIVE, "Answer in French when asked", domain="support",
+        COLLECTIVE,
+        "Answer in French when asked",
+        domain="support",
         privacy_mode=PrivacyMode.COLLECTIVE,
-    )  # fmt: skip
+    )
 
     query = f"greet in French {CANARY} {CANARY_EMAIL}"
     for tenant in (FEDERATED, COLLECTIVE, NEWCOMER):
@@ -83,9 +92,12 @@ async def test_a_federated_learning_reaches_others_only_anonymized(
         FEDERATED,
         "Answer quokka questions in French; contact bob.smith@corp.example.com, "
         "<@U0ABCD123> or +44 20 7946 0958, chat -1009876543210",
-        domain="wildlife", confidence=0.9, impact=0.8, privacy_mode=PrivacyMode.FEDERATED,
+        domain="wildlife",
+        confidence=0.9,
+        impact=0.8,
+        privacy_mode=PrivacyMode.FEDERATED,
         names=["Bob Smith"],
-    )  # fmt: skip
+    )
 
     hits = await store.relevant_learnings(
         COLLECTIVE, "quokka questions", privacy_mode=PrivacyMode.COLLECTIVE
@@ -111,13 +123,17 @@ async def test_a_federated_learning_reaches_others_only_anonymized(
 @pytest.mark.asyncio
 async def test_tool_recipes_are_shared_only_in_collective_mode(store: KnowledgeStore) -> None:
     await store.add_tool_recipe(
-        FEDERATED, "use fx_rate(base, quote) to convert currencies",
-        tool_name="fx_rate", privacy_mode=PrivacyMode.FEDERATED,
-    )  # fmt: skip
+        FEDERATED,
+        "use fx_rate(base, quote) to convert currencies",
+        tool_name="fx_rate",
+        privacy_mode=PrivacyMode.FEDERATED,
+    )
     await store.add_tool_recipe(
-        COLLECTIVE, "use unit_convert(value, from, to) for miles and kilometres",
-        tool_name="unit_convert", privacy_mode=PrivacyMode.COLLECTIVE,
-    )  # fmt: skip
+        COLLECTIVE,
+        "use unit_convert(value, from, to) for miles and kilometres",
+        tool_name="unit_convert",
+        privacy_mode=PrivacyMode.COLLECTIVE,
+    )
 
     collective = await store.relevant_tool_recipes(
         NEWCOMER, "convert things", privacy_mode=PrivacyMode.COLLECTIVE
@@ -184,9 +200,12 @@ async def test_bootstrap_gives_a_new_collective_tenant_the_best_shared_patterns(
     ]
     for tenant, text, confidence, impact in contributions:
         await store.add_learning(
-            tenant, text, confidence=confidence, impact=impact,
+            tenant,
+            text,
+            confidence=confidence,
+            impact=impact,
             privacy_mode=PrivacyMode.COLLECTIVE if tenant == COLLECTIVE else PrivacyMode.FEDERATED,
-        )  # fmt: skip
+        )
     await store.add_learning(ISOLATED, "Private rule", confidence=1.0, impact=1.0)
 
     rules = await store.bootstrap_rules(NEWCOMER, privacy_mode=PrivacyMode.COLLECTIVE, k=3)
@@ -215,9 +234,11 @@ async def test_cross_domain_patterns_need_three_domains(store: KnowledgeStore) -
             FEDERATED, "Use emoji sparingly", domain=domain, privacy_mode=PrivacyMode.FEDERATED
         )
     await store.add_learning(
-        FEDERATED, "Cite the web source of every fact", domain="travel",
+        FEDERATED,
+        "Cite the web source of every fact",
+        domain="travel",
         privacy_mode=PrivacyMode.FEDERATED,
-    )  # fmt: skip
+    )
 
     patterns = await store.cross_domain_patterns(min_domains=3)
 
@@ -244,9 +265,12 @@ async def test_export_then_delete_leaves_no_vector_of_the_tenant(
     export = await store.export_tenant(COLLECTIVE)
     sizes = {name: len(entries) for name, entries in export.items() if name != "tenant"}
     assert sizes == {
-        "learnings": 2, "tool_recipes": 1, "objectives": 1,
-        "shared_learnings": 2, "shared_tool_recipes": 1,
-    }  # fmt: skip
+        "learnings": 2,
+        "tool_recipes": 1,
+        "objectives": 1,
+        "shared_learnings": 2,
+        "shared_tool_recipes": 1,
+    }
     assert export["tenant"] == COLLECTIVE
     json.dumps(export)  # an export must be serialisable as it is
 
@@ -254,7 +278,9 @@ async def test_export_then_delete_leaves_no_vector_of_the_tenant(
 
     stored = everything_in(raw_client)
     assert "Gone-" not in json.dumps(stored)
-    assert all(metadata.get("tenant") != COLLECTIVE for rows in stored.values() for _, metadata in rows)
+    assert all(
+        metadata.get("tenant") != COLLECTIVE for rows in stored.values() for _, metadata in rows
+    )
     assert [document for document, _ in stored["learnings"]] == ["Kept rule"]
     assert [document for document, _ in stored["shared_learnings"]] == ["Kept rule"]
     empty = await store.export_tenant(COLLECTIVE)
@@ -300,3 +326,40 @@ async def test_invalid_input_is_refused(store: KnowledgeStore) -> None:
         await store.relevant_learnings(" ", "anything")
     with pytest.raises(ValueError):
         await KnowledgeStore.open(store._embed)
+
+
+@pytest.mark.asyncio
+async def test_going_isolated_withdraws_what_was_shared(store: KnowledgeStore) -> None:
+    mode = PrivacyMode.COLLECTIVE
+    await store.add_learning(COLLECTIVE, "Use metric units", privacy_mode=mode)
+    await store.add_tool_recipe(
+        COLLECTIVE, "call convert()", tool_name="convert", privacy_mode=mode
+    )
+
+    assert await store.withdraw_shared(COLLECTIVE, privacy_mode=PrivacyMode.COLLECTIVE) == 0
+    assert await store.withdraw_shared(COLLECTIVE, privacy_mode=PrivacyMode.FEDERATED) == 1
+    assert await store.relevant_tool_recipes(NEWCOMER, "convert", privacy_mode=mode) == []
+    assert len(await store.relevant_learnings(NEWCOMER, "units", privacy_mode=mode)) == 1
+
+    assert await store.withdraw_shared(COLLECTIVE, privacy_mode=PrivacyMode.ISOLATED) == 1
+    assert await store.relevant_learnings(NEWCOMER, "units", privacy_mode=mode) == []
+    # The tenant's own entries stay.
+    assert len(await store.relevant_learnings(COLLECTIVE, "units")) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_tenants_many_shared_copies_do_not_crowd_out_the_others(
+    store: KnowledgeStore,
+) -> None:
+    for number in range(20):  # more than the over-fetch of the unfiltered query
+        await store.add_learning(
+            FEDERATED, f"Use metric units, rule {number}", privacy_mode=PrivacyMode.FEDERATED
+        )
+    await store.add_learning(
+        COLLECTIVE, "Prefer kilograms over pounds", privacy_mode=PrivacyMode.FEDERATED
+    )
+    vector = store._embed(["metric units"])[0]
+
+    rows = store._others_rows("shared_learnings", vector, FEDERATED, k=5)
+
+    assert [document for _, document, _, _ in rows] == ["Prefer kilograms over pounds"]

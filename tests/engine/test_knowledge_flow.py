@@ -1,0 +1,149 @@
+"""Knowledge inside the loop: privacy modes with canary strings, bootstrap, lessons, and
+GDPR export/delete — on the real chromadb, SQLite/PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from sqlalchemy import func, select
+
+from engine.privacy import TENANT_TABLES, delete_tenant_data, export_tenant_data
+from engine.storage.models import Tenant
+from engine.types import InboundMessage
+from tests.conftest import Bot
+from tests.engine.test_evolution_flow import active_version, ask, command, rate
+
+SECRET = "zebra-canary-7731"
+EMAIL = "ops.lead@acme-corp.com"
+COMMENT = f"always cite the runbook {SECRET} and mail {EMAIL} for escalations"
+
+
+async def _prompt_text(bot: Bot, tenant: str) -> str:
+    async with bot.rt.repo(tenant) as repo:
+        return (await repo.active_version()).prompt.model_dump_json()
+
+
+async def _everything_others_can_see(bot: Bot, viewer: str) -> str:
+    store = await bot.rt.knowledge.store()
+    hits = await store.relevant_learnings(viewer, "runbook escalations", privacy_mode="collective",
+                                          k=20)
+    patterns = await store.bootstrap_rules(viewer, privacy_mode="collective", k=20)
+    shared = store._client.get_collection("shared_learnings").get()  # raw, as a second look
+    return json.dumps([[h.text for h in hits], [p.text for p in patterns], shared["documents"]])
+
+
+async def test_an_isolated_tenants_secret_never_leaves_it(bot: Bot) -> None:
+    answer = await ask(bot, "How do we escalate?", tenant="slack:TISOLATED")
+    await rate(bot, answer, 2, COMMENT, tenant="slack:TISOLATED")
+    await bot.drain()
+    assert SECRET in await _prompt_text(bot, "slack:TISOLATED")  # its own rule
+
+    other = "slack:TOTHER"
+    await command(bot, "privacy", "collective", tenant=other)
+    await ask(bot, "How do we escalate?", tenant=other)
+    await bot.drain()
+    assert SECRET not in await _prompt_text(bot, other)
+    assert SECRET not in await _everything_others_can_see(bot, other)
+    assert EMAIL not in await _everything_others_can_see(bot, other)
+
+
+async def test_a_federated_tenants_learning_is_shared_only_anonymized(bot: Bot) -> None:
+    source = "slack:TFEDERATED"
+    await command(bot, "privacy", "federated", tenant=source)
+    answer = await ask(bot, "How do we escalate?", tenant=source)
+    await rate(bot, answer, 2, COMMENT, tenant=source)
+    await bot.drain()
+
+    seen = await _everything_others_can_see(bot, "slack:TREADER")
+    assert "always cite the runbook" in seen.lower()
+    assert EMAIL not in seen and "acme-corp" not in seen
+
+
+async def test_a_new_collective_tenant_is_bootstrapped_through_validation(bot: Bot) -> None:
+    teacher = "slack:TTEACHER"
+    await command(bot, "privacy", "collective", tenant=teacher)
+    answer = await ask(bot, "Draft the weekly update", tenant=teacher)
+    await rate(bot, answer, 2, "use bullet points for every list", tenant=teacher)
+    await bot.drain()
+    assert await active_version(bot, teacher) == 2
+
+    newcomer = "telegram:-100555"
+    reply = await command(bot, "privacy", "collective", tenant=newcomer)
+    assert "Shared patterns will be tried" in reply.document.plain_text()
+    await bot.drain()
+
+    async with bot.rt.repo(newcomer) as repo:
+        [evolution] = await repo.evolutions()
+        canary = await repo.label("canary")
+        candidate = await repo.version(canary) if canary else None
+    assert evolution.trigger == "bootstrap"
+    assert evolution.decision == "canary"  # validated on this tenant's users before activation
+    assert "structural" not in evolution.validation
+    assert candidate is not None
+    assert [r.text for r in candidate.prompt.rules] == ["Use bullet points for every list."]
+    assert await active_version(bot, newcomer) == 1
+
+
+async def test_similar_badly_rated_objectives_bring_their_lesson(bot: Bot) -> None:
+    tenant = "slack:TLESSONS"
+    answer = await ask(bot, "Convert 5 miles to kilometres", tenant=tenant)
+    await rate(bot, answer, 1, "show the formula you used", tenant=tenant)
+    await bot.drain()  # the evolution records the objective with its lesson
+
+    accepted = await bot.service.handle_message(
+        InboundMessage(tenant_id=tenant, channel_id="c1", user_id="u2",
+                       text="How many km is 10 miles?", message_id="lesson-2")
+    )
+    assert accepted is not None
+    await bot.drain()
+    from engine.llm.scripted import CALLS
+
+    system = next(c.system for c in reversed(CALLS) if c.purpose == "execute")
+    lessons = system.split("Lessons from similar past requests", 1)[1]
+    assert "- Show the formula you used." in lessons
+
+
+async def test_export_then_delete_leaves_nothing_of_the_tenant(bot: Bot) -> None:
+    tenant, neighbour = "slack:TGONE", "slack:TSTAYS"
+    await command(bot, "privacy", "federated", tenant=tenant)
+    answer = await ask(bot, "Summarise the incident", tenant=tenant)
+    await rate(bot, answer, 2, "include the timeline", tenant=tenant)
+    await ask(bot, "Summarise the incident", tenant=neighbour)
+    await bot.drain()
+
+    exported = await export_tenant_data(bot.rt, tenant)
+    assert exported["tables"]["executions"][0]["objective"] == "Summarise the incident"
+    assert exported["tables"]["feedback"][0]["comment"] == "include the timeline"
+    assert exported["knowledge"]
+
+    bot.stack.redis.sync.set(f"evobot:test:{tenant}", "x")  # a key that names the tenant
+    counts = await delete_tenant_data(bot.rt, tenant)
+    assert counts["tenants"] == 1 and counts["knowledge"] > 0 and counts["redis_keys"] >= 1
+
+    async with bot.rt.sessions() as session:
+        for model in TENANT_TABLES:
+            left = await session.scalar(
+                select(func.count()).select_from(model).where(model.tenant_id == tenant)  # type: ignore[attr-defined]
+            )
+            assert left == 0, model.__tablename__
+        assert await session.get(Tenant, tenant) is None
+        assert await session.get(Tenant, neighbour) is not None
+    store = await bot.rt.knowledge.store()
+    leftovers = await store.export_tenant(tenant)
+    assert all(entries == [] for key, entries in leftovers.items() if key != "tenant")
+    shared = store._client.get_collection("shared_learnings").get()["documents"]
+    assert not any("timeline" in doc.lower() for doc in shared)  # its shared copy went too
+    assert list(bot.stack.redis.sync.scan_iter(match=f"*{tenant}*")) == []
+    assert await active_version(bot, neighbour) == 1
+
+
+def test_the_cli_refuses_to_delete_without_confirmation(tmp_path: object) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "forget", "slack:TX"],
+        input="slack:TY\n", capture_output=True, text=True, timeout=60,
+        env={"DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    assert "not confirmed; nothing deleted" in result.stdout
