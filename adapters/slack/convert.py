@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import ratings
 from engine.types import (
     AnswerReady,
     Button,
@@ -73,20 +74,20 @@ def parse_tenant(tenant: TenantId) -> tuple[str | None, str | None]:
 
 # --- reactions (DESIGN §3) -----------------------------------------------------------------
 
+# Slack names reactions; each name stands for the emoji DESIGN §3's map (engine.ratings) rates
+REACTION_EMOJI: dict[str, str] = {
+    "one": "1️⃣", "two": "2️⃣", "three": "3️⃣", "four": "4️⃣", "five": "5️⃣",
+    "star": "⭐", "star2": "🌟", "star-struck": "🤩", "star_struck": "🤩", "trophy": "🏆",
+    "100": "💯", "fire": "🔥", "tada": "🎉", "heart": "❤️",
+    "+1": "👍", "thumbsup": "👍", "white_check_mark": "✅", "heavy_check_mark": "✅",
+    "thinking_face": "🤔", "confused": "😕",
+    "-1": "👎", "thumbsdown": "👎",
+    "x": "❌", "rage": "😡", "hankey": "💩", "poop": "💩", "shit": "💩", "clown_face": "🤡",
+}  # fmt: skip
 REACTION_RATINGS: dict[str, int] = {
-    # 1️⃣ … 5️⃣
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    # ⭐ 🌟 🤩 🏆 💯 🔥 🎉 ❤️
-    "star": 5, "star2": 5, "star-struck": 5, "star_struck": 5, "trophy": 5, "100": 5,
-    "fire": 5, "tada": 5, "heart": 5,
-    # 👍 ✅
-    "+1": 4, "thumbsup": 4, "white_check_mark": 4, "heavy_check_mark": 4,
-    # 🤔 😕
-    "thinking_face": 3, "confused": 3,
-    # 👎
-    "-1": 2, "thumbsdown": 2,
-    # ❌ 😡 💩 🤡
-    "x": 1, "rage": 1, "hankey": 1, "poop": 1, "shit": 1, "clown_face": 1,
+    name: rating
+    for name, emoji in REACTION_EMOJI.items()
+    if (rating := ratings.rating_of(emoji)) is not None
 }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ from telegram import (
 from telegram.constants import ChatType, MessageLimit
 from telegram.helpers import mention_html
 
+from engine import ratings
 from engine.types import (
     Button,
     Document,
@@ -44,15 +44,8 @@ PLATFORM = "telegram"
 TEXT_LIMIT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096, counted after entity parsing
 CALLBACK_LIMIT = 64  # bytes of callback_data
 
-# DESIGN §3: the default reaction → rating map (keys normalized by `_norm`).
-DEFAULT_REACTION_RATINGS: dict[str, int] = {
-    "1️⃣": 1, "2️⃣": 2, "3️⃣": 3, "4️⃣": 4, "5️⃣": 5,
-    "⭐": 5, "🌟": 5, "🤩": 5, "🏆": 5, "💯": 5, "🔥": 5, "🎉": 5, "❤️": 5,
-    "👍": 4, "✅": 4,
-    "🤔": 3, "😕": 3,
-    "👎": 2,
-    "❌": 1, "😡": 1, "💩": 1, "🤡": 1,
-}
+# DESIGN §3's map lives in the engine, shared with the other platforms
+DEFAULT_REACTION_RATINGS = ratings.DEFAULT_REACTION_RATINGS
 
 
 # --- identities ---------------------------------------------------------------------
@@ -231,20 +224,8 @@ def comment_from_reply(message: Message, me: BotIdentity) -> InboundFeedback | N
 # --- reactions ------------------------------------------------------------------------
 
 
-def _norm(emoji: str) -> str:
-    """Drop variation selectors and skin tones so ❤ and ❤️, 👍🏽 and 👍 map alike."""
-    return "".join(
-        c for c in unicodedata.normalize("NFC", emoji)
-        if c != "\ufe0f" and not ("\U0001f3fb" <= c <= "\U0001f3ff")
-    )
-
-
-_NORMALIZED = {_norm(k): v for k, v in DEFAULT_REACTION_RATINGS.items()}
-
-
 def rating_of(emoji: str, table: Mapping[str, int] | None = None) -> int | None:
-    mapping = _NORMALIZED if table is None else {_norm(k): v for k, v in table.items()}
-    return mapping.get(_norm(emoji))
+    return ratings.rating_of(emoji, table)
 
 
 @dataclass(frozen=True)
@@ -265,7 +246,7 @@ def _rated(reactions: Sequence[ReactionType], table: Mapping[str, int] | None) -
 
 
 def _emoji(reactions: Sequence[ReactionType]) -> list[str]:
-    return [_norm(r.emoji) for r in reactions if isinstance(r, ReactionTypeEmoji)]
+    return [ratings.normalize_emoji(r.emoji) for r in reactions if isinstance(r, ReactionTypeEmoji)]
 
 
 def reaction_change(
