@@ -176,3 +176,23 @@ async def test_tenants_are_isolated(bot: Bot) -> None:
         assert [v.version for v in await repo.versions()] == [1]
         assert await repo.evolutions() == []
     assert theirs.version == 1
+
+
+async def test_admin_commands_refuse_others_and_pause_stops_evolution(bot: Bot) -> None:
+    answer = await ask(bot, "hello")
+    for name in ("rollback", "pause", "resume", "privacy"):
+        refused = await command(bot, name, "collective" if name == "privacy" else "1",
+                                admin=False)
+        assert not refused.ok and "Only workspace or chat admins" in refused.document.plain_text()
+
+    assert (await command(bot, "pause")).ok
+    await rate(bot, answer, 1, "answer in French please")
+    await bot.drain()
+    assert await active_version(bot) == 1
+    assert "Evolution: paused" in (await command(bot, "status")).document.plain_text()
+
+    assert (await command(bot, "resume")).ok  # the waiting feedback is used now
+    await bot.drain()
+    assert await active_version(bot) == 2
+    unknown = await command(bot, "frobnicate")
+    assert not unknown.ok and "Unknown command" in unknown.document.plain_text()
