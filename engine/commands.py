@@ -1,5 +1,5 @@
 """Slash commands (and the buttons that map onto them): status, history, diff, rollback,
-tools, pause, resume, privacy, apply, dismiss, help."""
+tools, pin, unpin, pause, resume, privacy, apply, dismiss, help."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from engine.evolution.loop import apply_approved, dismiss_approval
 from engine.present import rollback_document, text_document
 from engine.prompt import render, unified_diff
 from engine.runtime import Runtime
+from engine.storage.models import Tool
 from engine.storage.repo import ACTIVE, CANARY, TenantRepo
+from engine.tools.box import SUBAGENT
+from engine.tools.registry import ACTIVE_STATUS, ARCHIVED, OFFERED, REJECTED
 from engine.types import Block, CommandReply, Document, InboundCommand, PrivacyMode, RolledBack
 
 ADMIN_ONLY = {"rollback", "pause", "resume", "privacy", "apply", "dismiss", "pin", "unpin"}
@@ -20,6 +23,7 @@ HELP = [
     ("diff [a] [b]", "prompt diff between versions (default: active vs its parent)"),
     ("rollback [version]", "make an earlier version active (admins)"),
     ("tools", "the agent's tools and their stats"),
+    ("pin / unpin <tool>", "keep a tool from going stale or being retired (admins)"),
     ("pause / resume", "stop or restart self-evolution (admins)"),
     ("privacy isolated|federated|collective", "what this workspace shares (admins)"),
     ("help", "this list"),
@@ -71,14 +75,14 @@ async def _status(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> Com
     canary = await repo.label(CANARY)
     stats = await repo.rating_stats()
     succeeded, finished = await repo.execution_counts()
-    tools = await repo.tools(("active", "pinned"))
+    tools = await repo.tools(OFFERED)
     rate = f"{succeeded / finished:.0%} of {finished}" if finished else "no runs yet"
     fields = [
         ("Active version", f"v{active.version}" + (f" (canary v{canary})" if canary else "")),
         ("Model", active.model),
         ("Success rate", rate),
         ("Rules", str(len(active.prompt.rules))),
-        ("Tools", ", ".join(t.name for t in tools) or "python (built-in)"),
+        ("Tools", ", ".join(["python (built-in)", *(t.name for t in tools)])),
         ("Evolution", "paused" if tenant.evolution_paused else "on"),
         ("Privacy", tenant.privacy_mode),
     ]
@@ -193,16 +197,70 @@ async def _approval(rt: Runtime, command: InboundCommand, action: str) -> Comman
     return reply(await handler(rt, command.tenant_id, evolution_id, command.user_id))
 
 
-async def _tools(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
-    lines = ["python (built-in, sandboxed)"]
-    for tool in await repo.tools():
-        avg = tool.total_duration_s / tool.calls if tool.calls else 0.0
-        pin = " 📌" if tool.pinned else ""
-        lines.append(
-            f"{tool.name} v{tool.version} [{tool.status}]{pin}: {tool.calls} calls, "
-            f"{tool.successes} ok, {avg:.2f} s avg — {tool.description[:80]}"
+def _tool_line(tool: Tool) -> str:
+    kind = "sub-agent" if tool.kind == SUBAGENT else "function"
+    pin = " 📌 pinned" if tool.pinned else ""
+    if tool.calls:
+        avg = tool.total_duration_s / tool.calls
+        usage = (
+            f"{tool.calls} call{'s' if tool.calls != 1 else ''}, "
+            f"{tool.successes / tool.calls:.0%} ok, {avg:.2f} s avg"
         )
-    return reply("Tools", "\n".join(lines))
+    else:
+        usage = "not called yet"
+    last = f", last used {tool.last_used_at:%Y-%m-%d}" if tool.last_used_at else ""
+    return (
+        f"{tool.name} v{tool.version} ({kind}) [{tool.status}]{pin}: {usage}{last} — "
+        f"{tool.description[:80]}"
+    )
+
+
+async def _tools(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
+    """Offered tools with their stats; then what was archived and what was rejected."""
+    tools = await repo.tools()
+    active = await repo.active_version()
+    offered = [t for t in tools if t.status in OFFERED]
+    lines = ["python (built-in, sandboxed)", *(_tool_line(t) for t in offered)]
+    blocks = [
+        Block(kind="header", text=f"Tools of v{active.version}"),
+        Block(kind="text", text="\n".join(lines)),
+    ]
+    archived = [t for t in tools if t.status == ARCHIVED]
+    if archived:
+        blocks.append(Block(kind="context", text="Archived: " + "; ".join(
+            f"{t.name} v{t.version} ({(t.note or 'archived')[:80]})" for t in archived[-5:]
+        )))
+    rejected = [t for t in tools if t.status == REJECTED]
+    if rejected:
+        blocks.append(Block(kind="context", text="Rejected drafts: " + "; ".join(
+            f"{t.name} v{t.version} ({(t.note or '').splitlines()[0][:80] if t.note else '?'})"
+            for t in rejected[-3:]
+        )))
+    document = Document(summary=f"{len(offered) + 1} tools", blocks=blocks)
+    return CommandReply(ok=True, document=document)
+
+
+async def _pin(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
+    return await _set_pin(command, repo, pinned=True)
+
+
+async def _unpin(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
+    return await _set_pin(command, repo, pinned=False)
+
+
+async def _set_pin(command: InboundCommand, repo: TenantRepo, *, pinned: bool) -> CommandReply:
+    verb = "pin" if pinned else "unpin"
+    if not command.args:
+        return refuse(f"Usage: {verb} <tool name>")
+    name = command.args[0]
+    tool = next((t for t in await repo.tools(OFFERED) if t.name == name), None)
+    if tool is None:
+        return refuse(f"No tool named `{name}` is in use (see `tools`).")
+    tool.pinned = pinned
+    if pinned:
+        tool.status = ACTIVE_STATUS  # a pinned tool is never stale
+        return reply(f"Pinned {name}", "It won't go stale, be archived or be retired.")
+    return reply(f"Unpinned {name}", "It follows the usual lifecycle again.")
 
 
 async def _pause(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
@@ -260,6 +318,8 @@ HANDLERS: dict[str, Handler] = {
     "apply": _status,
     "dismiss": _status,
     "tools": _tools,
+    "pin": _pin,
+    "unpin": _unpin,
     "pause": _pause,
     "help": _help,
     "start": _help,

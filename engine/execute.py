@@ -11,8 +11,9 @@ from engine.llm.gateway import LLMError, LLMTimeout
 from engine.present import footer
 from engine.runner import run_agent
 from engine.runtime import Runtime
-from engine.storage.models import Execution, Tool, utcnow
-from engine.tools.box import PYTHON_SPEC, ToolBox, ToolSpec
+from engine.storage.models import Execution, utcnow
+from engine.tools.box import ToolBox
+from engine.tools.registry import OFFERED, build_toolbox
 from engine.types import AnswerReady, ExecutionFailed, ExecutionStatus, TenantId, Working
 
 log = logging.getLogger(__name__)
@@ -41,20 +42,23 @@ async def claim(rt: Runtime, execution_id: int) -> bool:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def toolbox_for(rt: Runtime, tenant_id: TenantId, tool_refs: list[str]) -> ToolBox:
-    """The built-in python tool plus the version's own tools, all sandboxed."""
-    if rt.sandbox is None:
-        return ToolBox([], None)
-    specs = [PYTHON_SPEC]
-    if tool_refs:
-        async with rt.repo(tenant_id) as repo:
-            rows = {f"{t.name}@{t.version}": t for t in await repo.tools()}
-        specs += [_spec(rows[ref]) for ref in tool_refs if ref in rows]
-    return ToolBox(specs, rt.sandbox, timeout_s=rt.settings.tool_timeout_s)
-
-
-def _spec(row: Tool) -> ToolSpec:
-    return ToolSpec(row.name, row.description, row.parameters, row.source, row.version)
+async def toolbox_for(
+    rt: Runtime,
+    tenant_id: TenantId,
+    tool_refs: list[str],
+    *,
+    model: str | None = None,
+    temperature: float | None = None,
+) -> ToolBox:
+    """The built-in python tool plus the version's own tools that are still offered (not
+    archived), all sandboxed; sub-agent tools run on `model` (the version's)."""
+    return await build_toolbox(
+        rt,
+        tenant_id,
+        tool_refs,
+        model=model or rt.settings.llm_model,
+        temperature=rt.settings.temperature if temperature is None else temperature,
+    )
 
 
 async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True) -> str:
@@ -83,7 +87,9 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
         )
     )
     lessons = await _lessons(rt, tenant_id, row.objective)
-    toolbox = await toolbox_for(rt, tenant_id, version.tools)
+    toolbox = await toolbox_for(
+        rt, tenant_id, version.tools, model=version.model, temperature=version.temperature
+    )
     try:
         result = await run_agent(
             rt.gateway,
@@ -194,7 +200,7 @@ async def _record_tool_stats(
     if not trace:
         return
     async with rt.repo(tenant_id) as repo:
-        tools = {t.name: t for t in await repo.tools(("active", "pinned", "stale"))}
+        tools = {t.name: t for t in await repo.tools(OFFERED)}
         for call in trace:
             tool = tools.get(str(call["tool"]))
             if tool is None:

@@ -95,7 +95,18 @@ async def _evolve_locked(rt: Runtime, tenant_id: TenantId, trigger: str) -> Outc
         raise
     if outcome.decision in (Decision.PROMOTED, Decision.CANARY):
         await _remember_accepted(rt, tenant_id, outcome.evolution_id, privacy)
+    # tools after the prompt decision: a tool version built on the same parent first would
+    # make the prompt's optimistic label check fail and lose the rule
+    await _hand_tool_needs(
+        rt, tenant_id, evolution_id, await _stored_learnings(rt, tenant_id, evolution_id)
+    )
     return outcome
+
+
+async def _stored_learnings(rt: Runtime, tenant_id: TenantId, evolution_id: int) -> list[Learning]:
+    async with rt.repo(tenant_id) as repo:
+        row = await repo.evolution(evolution_id)
+        return [Learning.model_validate(x) for x in (row.learnings if row else [])]
 
 
 async def _run_steps(
@@ -124,7 +135,6 @@ async def _run_steps(
         await _record_objectives(rt, tenant_id, examples, reflection.learnings)
     cost = reflection.usage.cost_usd
     learnings, refused = _drop_unsafe(reflection.learnings)
-    await _hand_tool_needs(rt, tenant_id, evolution_id, learnings)
     ops = propose_ops(base.prompt, learnings)
     record: dict[str, Any] = {
         "learnings": [x.model_dump() for x in learnings],
@@ -260,7 +270,8 @@ async def _finish(
                 channel_id=channel_id,
                 thread_id=thread_id,
                 document=text_document(
-                    f"Evolution #{evolution_id}: no change", reason[:500],
+                    f"Evolution #{evolution_id}: no change",
+                    reason[:500],
                     context="The agent stays as it is; this feedback will not be retried.",
                 ),
             )

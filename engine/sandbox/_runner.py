@@ -337,6 +337,21 @@ def encode_value(namespace: dict[str, Any], limit: int) -> tuple[str, str | None
     return encoded, None
 
 
+def apply_limits(
+    cpu_s: int, memory_bytes: int, file_bytes: int, processes: int, open_files: int
+) -> None:
+    """The host's rlimits, set before any untrusted code runs. Inside the user namespace
+    the process can't raise a hard limit again (no CAP_SYS_RESOURCE in the host's)."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def main() -> None:
     workdir = os.getcwd()
     with open(JOB_FILE, encoding="utf-8") as f:
@@ -344,6 +359,8 @@ def main() -> None:
     with open(CODE_FILE, encoding="utf-8") as f:
         code = f.read()
     os.remove(JOB_FILE)  # the code has no business reading its own job description
+    if job.get("limits"):
+        apply_limits(*job["limits"])
     result_file = open(RESULT_FILE, "w", encoding="utf-8")  # noqa: SIM115 - kept to the end
     stdout, stderr = sys.stdout, sys.stderr
     allowed = frozenset(job["allowed_modules"])

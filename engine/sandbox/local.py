@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import shutil
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.sandbox import _runner
-from engine.sandbox._launcher import apply_limits, kill_group
+from engine.sandbox._launcher import kill_group
 from engine.sandbox.port import (
     DEFAULT_ALLOWED_MODULES,
     OUTPUT_LIMIT_BYTES,
@@ -179,15 +178,21 @@ class LocalSandbox:
     ) -> Finished:
         workdir = tempfile.mkdtemp(prefix="evobot-sandbox-")
         try:
-            self._prepare(workdir, code, inputs, isolation)
+            limits = self._rlimits(timeout_s, memory_mb)
+            self._prepare(workdir, code, inputs, isolation, limits)
             return await self._execute(workdir, timeout_s, memory_mb, isolation)
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
 
     def _prepare(
-        self, workdir: str, code: str, inputs: dict[str, Any], isolation: Isolation
+        self,
+        workdir: str,
+        code: str,
+        inputs: dict[str, Any],
+        isolation: Isolation,
+        limits: list[int],
     ) -> None:
-        job = job_json(inputs, self.allowed_modules, self.result_limit)
+        job = job_json(inputs, self.allowed_modules, self.result_limit, limits=limits)
         Path(workdir, _runner.JOB_FILE).write_text(job, encoding="utf-8")
         Path(workdir, _runner.CODE_FILE).write_text(code, encoding="utf-8")
         if isolation.user is not None:
@@ -218,8 +223,9 @@ class LocalSandbox:
             cwd=workdir,
             env={},
             start_new_session=True,
-            # Only setrlimit calls run between fork and exec: no lock is taken there.
-            preexec_fn=functools.partial(apply_limits, *self._rlimits(timeout_s, memory_mb)),
+            # No preexec_fn: Python code between fork and exec can deadlock in a threaded host
+            # (chromadb, onnxruntime, the RQ worker thread). The runner sets the rlimits as
+            # its first act, before any untrusted code runs.
             user=isolation.user,
             group=isolation.user,
             extra_groups=[] if isolation.user is not None else None,

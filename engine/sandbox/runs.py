@@ -12,12 +12,20 @@ from typing import Any
 from engine.sandbox.port import SandboxResult
 
 
-def job_json(inputs: dict[str, Any], allowed_modules: frozenset[str], result_limit: int) -> str:
-    job = {
+def job_json(
+    inputs: dict[str, Any],
+    allowed_modules: frozenset[str],
+    result_limit: int,
+    *,
+    limits: list[int] | None = None,
+) -> str:
+    job: dict[str, Any] = {
         "inputs": inputs,
         "allowed_modules": sorted(allowed_modules),
         "result_limit": result_limit,
     }
+    if limits is not None:  # the runner applies these itself (see LocalSandbox._execute)
+        job["limits"] = limits
     return json.dumps(job)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -46,8 +47,13 @@ def _alembic_config(connection: Connection) -> Config:
     return config
 
 
+# Alembic keeps module-level state: two threads (embedded workers) migrating at once corrupt it
+_MIGRATION_LOCK = threading.Lock()
+
+
 def _upgrade(connection: Connection) -> None:
-    command.upgrade(_alembic_config(connection), "head")
+    with _MIGRATION_LOCK:
+        command.upgrade(_alembic_config(connection), "head")
 
 
 async def migrate(engine: AsyncEngine) -> None:

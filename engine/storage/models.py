@@ -205,5 +205,8 @@ class Tool(Base):
     total_duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # the evolution that made (or rejected) it, and why it was rejected / archived / retired
+    evolution_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (UniqueConstraint("tenant_id", "name", "version"),)

@@ -1,13 +1,22 @@
-"""The tool box offered to the model in function-calling form; every call is sandboxed."""
+"""The tool box offered to the model in function-calling form.
+
+Function tools and the built-in `python` run in the sandbox, each call with its own
+timeout; a sub-agent tool runs a whole (bounded) agent through an injected runner. Any
+failure becomes an `error: …` result the model reads — a tool never crashes an execution.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 PYTHON_TOOL = "python"
+FUNCTION = "function"
+SUBAGENT = "subagent"
 
 
 class SandboxLike(Protocol):
@@ -26,8 +35,13 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
-    source: str = ""  # defines a function named like the tool
+    source: str = ""  # function: defines a function named like the tool; subagent: its JSON
     version: int = 1
+    kind: str = FUNCTION
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
 
     def schema(self) -> dict[str, Any]:
         return {
@@ -53,6 +67,9 @@ PYTHON_SPEC = ToolSpec(
     },
 )
 
+# Runs a sub-agent tool on a task and returns (answer, names of the tools it called).
+SubagentRunner = Callable[[ToolSpec, str], Awaitable[tuple[str, list[str]]]]
+
 
 @dataclass
 class ToolOutcome:
@@ -63,17 +80,29 @@ class ToolOutcome:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-def _call_code(spec: ToolSpec) -> str:
+def call_code(spec: ToolSpec) -> str:
+    """The program one call of a function tool runs in the sandbox."""
     return f"{spec.source}\n\nresult = {spec.name}(**inputs)\n"
 
 
 class ToolBox:
     def __init__(
-        self, tools: list[ToolSpec], sandbox: SandboxLike | None, *, timeout_s: float = 5.0
+        self,
+        tools: list[ToolSpec],
+        sandbox: SandboxLike | None,
+        *,
+        timeout_s: float = 5.0,
+        run_subagent: SubagentRunner | None = None,
+        subagent_timeout_s: float = 60.0,
     ) -> None:
         self.sandbox = sandbox
         self.timeout_s = timeout_s
-        self.tools = {t.name: t for t in tools} if sandbox is not None else {}
+        self.run_subagent = run_subagent
+        self.subagent_timeout_s = subagent_timeout_s
+        # no sandbox: no tools at all (replay runs side-effect free, and so does a host
+        # without a sandbox); a sub-agent without a runner can't be offered either
+        offered = [t for t in tools if t.kind != SUBAGENT or run_subagent is not None]
+        self.tools = {t.name: t for t in offered} if sandbox is not None else {}
 
     def schemas(self) -> list[dict[str, Any]]:
         return [t.schema() for t in self.tools.values()]
@@ -86,10 +115,12 @@ class ToolBox:
             return ToolOutcome(name, False, f"error: no tool named {name!r}", 0.0, arguments)
         if "__invalid_json__" in arguments:
             return ToolOutcome(name, False, "error: arguments were not valid JSON", 0.0, arguments)
+        if spec.kind == SUBAGENT:
+            return await self._call_subagent(spec, arguments, start)
         if name == PYTHON_TOOL:
             code, inputs = str(arguments.get("code", "")), {}
         else:
-            code, inputs = _call_code(spec), arguments
+            code, inputs = call_code(spec), arguments
         try:
             result = await self.sandbox.run(code, inputs=inputs, timeout_s=self.timeout_s)
         except Exception as exc:  # the sandbox itself broke: report, don't crash the execution
@@ -102,6 +133,27 @@ class ToolBox:
             return ToolOutcome(name, False, content, duration, arguments)
         payload = {"value": result.value, "stdout": result.stdout[-2000:]}
         return ToolOutcome(name, True, json.dumps(payload, default=str), duration, arguments)
+
+    async def _call_subagent(
+        self, spec: ToolSpec, arguments: dict[str, Any], start: float
+    ) -> ToolOutcome:
+        assert self.run_subagent is not None  # such specs are only offered with a runner
+        task = str(arguments.get("task") or "").strip()
+        if not task:
+            return ToolOutcome(spec.name, False, "error: give the sub-agent a `task`", 0.0,
+                               arguments)
+        try:
+            answer, used = await asyncio.wait_for(
+                self.run_subagent(spec, task), timeout=self.subagent_timeout_s
+            )
+        except TimeoutError:
+            content = f"error: the sub-agent took longer than {self.subagent_timeout_s:.0f} s"
+            return ToolOutcome(spec.name, False, content, _since(start), arguments)
+        except Exception as exc:  # its model failed: the main agent carries on without it
+            content = f"error: sub-agent failure: {type(exc).__name__}: {exc}"[:1000]
+            return ToolOutcome(spec.name, False, content, _since(start), arguments)
+        payload = {"value": answer, "tools_used": used}
+        return ToolOutcome(spec.name, True, json.dumps(payload), _since(start), arguments)
 
 
 def _since(start: float) -> float:
