@@ -8,30 +8,17 @@ timeout, output cap), with E2B's VM as the outer wall.
 
 It runs in someone else's interpreter, so it is synchronous, stdlib only and self-contained
 (no ``from __future__`` either: a cell may not start with it after this docstring).
-``apply_limits`` is also what ``LocalSandbox`` sets in its child before exec.
+The rlimits travel in ``job.json``; the runner sets them before any untrusted code runs.
 """
 
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-
-
-def apply_limits(
-    cpu_s: int, memory_bytes: int, file_bytes: int, processes: int, open_files: int
-) -> None:
-    """Limits for the sandboxed process; meant for a forked child before exec."""
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _read_capped(path: str, limit: int) -> tuple[str, bool]:
@@ -58,7 +45,10 @@ def launch(
     workdir = tempfile.mkdtemp(prefix="evobot-sandbox-")
     logdir = tempfile.mkdtemp(prefix="evobot-logs-")  # outside the code's reach
     try:
-        for name, text in (("runner.py", runner_source), ("job.json", job_json), ("main.py", code)):
+        job = json.loads(job_json)
+        job["limits"] = limits  # applied by the runner itself: no preexec_fn (fork safety)
+        files = (("runner.py", runner_source), ("job.json", json.dumps(job)), ("main.py", code))
+        for name, text in files:
             with open(os.path.join(workdir, name), "w", encoding="utf-8") as f:
                 f.write(text)
         out_path, err_path = os.path.join(logdir, "stdout"), os.path.join(logdir, "stderr")
@@ -71,7 +61,6 @@ def launch(
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=lambda: apply_limits(*limits),
             )
             timed_out = False
             try:

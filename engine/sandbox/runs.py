@@ -37,7 +37,7 @@ def rlimits(
     processes: int = 32,
     open_files: int = 64,
 ) -> list[int]:
-    """Arguments of `_launcher.apply_limits` for one run."""
+    """Arguments of the runner's `apply_limits` for one run."""
     return [
         math.ceil(timeout_s) + 1,  # CPU seconds: a backstop for the wall-clock timeout
         memory_mb * 1024 * 1024,

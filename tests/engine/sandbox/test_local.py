@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.sandbox import DEFAULT_ALLOWED_MODULES, LocalSandbox
-from engine.sandbox._launcher import apply_limits
+from engine.sandbox import DEFAULT_ALLOWED_MODULES, LocalSandbox, _runner
 from engine.sandbox.local import RUNNER_PATH
 
 THIS_FILE = str(Path(__file__).resolve())  # a host file the sandbox must not read
@@ -206,9 +205,11 @@ def test_apply_limits_sets_every_rlimit() -> None:
         "print([r.getrlimit(getattr(r, 'RLIMIT_' + n))[0] for n in names])"
     )
     limits = [3, 512 * 1024 * 1024, 1024 * 1024, 16, 32]
+    # the runner applies the limits itself (a preexec_fn can deadlock a threaded host)
+    runner_dir = str(Path(_runner.__file__).parent)
+    apply = f"import sys; sys.path.insert(0, {runner_dir!r}); from _runner import apply_limits\n"
     out = subprocess.run(
-        [sys.executable, "-I", "-c", show],
-        preexec_fn=lambda: apply_limits(*limits),
+        [sys.executable, "-I", "-c", f"{apply}apply_limits(*{limits})\n{show}"],
         capture_output=True,
         text=True,
         check=True,
