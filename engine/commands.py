@@ -3,6 +3,7 @@ tools, pin, unpin, pause, resume, privacy, apply, dismiss, help."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from engine.evolution.loop import apply_approved, dismiss_approval
@@ -26,6 +27,8 @@ HELP = [
     ("pin / unpin <tool>", "keep a tool from going stale or being retired (admins)"),
     ("pause / resume", "stop or restart self-evolution (admins)"),
     ("privacy isolated|federated|collective", "what this workspace shares (admins)"),
+    ("domain [name]", "the business domain learnings are tagged with (setting it: admins)"),
+    ("patterns", "lessons other workspaces learned in 3+ domains (shared, anonymized)"),
     ("help", "this list"),
 ]
 
@@ -310,6 +313,37 @@ async def _current(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> Co
     return CommandReply(ok=True, document=document)
 
 
+_DOMAIN = re.compile(r"^[a-z][a-z0-9_-]{1,49}$")
+
+
+async def _domain(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
+    tenant = await repo.tenant()
+    current = tenant.domain if tenant else "general"
+    if not command.args:
+        return reply(f"Domain: {current}", "Set it with `domain <name>`, e.g. `domain legal`.")
+    if not (command.is_admin or command.user_id in rt.settings.admins):
+        return refuse("Only workspace or chat admins can set the domain.")
+    name = command.args[0].lower()
+    if not _DOMAIN.match(name):
+        return refuse("A domain is one lowercase word (letters, digits, - or _).")
+    await repo.set_tenant_fields(domain=name)
+    return reply(f"Domain set to {name}", "New learnings are tagged with it.")
+
+
+async def _patterns(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
+    if rt.knowledge is None:
+        return reply("Cross-domain patterns", "The knowledge store is not configured.")
+    patterns = await rt.knowledge.cross_domain_patterns(min_domains=3)
+    if not patterns:
+        return reply("Cross-domain patterns", "None yet: a pattern shows once 3+ domains share it.")
+    lines = [
+        f"• {p.text} — {', '.join(p.domains)} ({p.origins} workspaces, "
+        f"confidence {p.mean_confidence:.2f})"
+        for p in patterns[:10]
+    ]
+    return reply("Cross-domain patterns", "\n".join(lines))
+
+
 HANDLERS: dict[str, Handler] = {
     "status": _status,
     "history": _history,
@@ -324,6 +358,8 @@ HANDLERS: dict[str, Handler] = {
     "help": _help,
     "start": _help,
     "prompt": _current,
+    "domain": _domain,
+    "patterns": _patterns,
 }
 
 

@@ -589,6 +589,8 @@ async def _remember_accepted(
     async with rt.repo(tenant_id) as repo:
         row = await repo.evolution(evolution_id)
         learnings = [Learning.model_validate(x) for x in (row.learnings if row else [])]
+        tenant = await repo.tenant()
+        domain = tenant.domain if tenant else "general"
     for learning in learnings:
         if learning.type != "prompt_rule" or not learning.suggested_change:
             continue
@@ -596,7 +598,7 @@ async def _remember_accepted(
             await rt.knowledge.add_learning(
                 tenant_id,
                 learning.suggested_change,
-                domain="general",
+                domain=domain,
                 type=learning.type,
                 confidence=learning.confidence,
                 impact=learning.impact,

@@ -36,6 +36,8 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     privacy_mode: Mapped[str] = mapped_column(String(20), default="isolated")
     evolution_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the business domain ("legal", "retail"…): tags knowledge so cross-domain patterns show
+    domain: Mapped[str] = mapped_column(String(50), default="general", server_default="general")
     home_channel_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -147,3 +147,23 @@ def test_the_cli_refuses_to_delete_without_confirmation(tmp_path: object) -> Non
     )
     assert result.returncode == 1
     assert "not confirmed; nothing deleted" in result.stdout
+
+
+async def test_a_lesson_learned_in_three_domains_is_listed_as_a_cross_domain_pattern(
+    bot: Bot,
+) -> None:
+    for team, domain in (("TLAW", "legal"), ("TSHOP", "retail"), ("TCLINIC", "health")):
+        tenant = f"slack:{team}"
+        await command(bot, "privacy", "federated", tenant=tenant)
+        assert (await command(bot, "domain", domain, tenant=tenant)).ok
+        answer = await ask(bot, "Summarise this week's requests", tenant=tenant)
+        await rate(bot, answer, 2, "put the action items first", tenant=tenant)
+    await bot.drain()
+
+    listed = (await command(bot, "patterns", tenant="telegram:-1009")).document.plain_text()
+    assert "Put the action items first." in listed
+    assert all(domain in listed for domain in ("legal", "retail", "health"))
+    refused = await command(bot, "domain", "retail", admin=False, tenant="slack:TLAW")
+    assert not refused.ok
+    shown = await command(bot, "domain", tenant="slack:TLAW")
+    assert "Domain: legal" in shown.document.plain_text()
