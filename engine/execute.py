@@ -150,16 +150,8 @@ async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: boo
         # not final: back to pending so the retry (or the reconciler) can claim it again
         stored.status = (ExecutionStatus.FAILED if final else ExecutionStatus.PENDING).value
     if final:
-        await rt.notifier.deliver(
-            ExecutionFailed(
-                tenant_id=row.tenant_id,
-                execution_id=row.id,
-                channel_id=row.channel_id,
-                thread_id=row.thread_id,
-                reply_to=row.message_id,
-                user_id=row.user_id,
-                reason=f"{reason} Please try again — this doesn't count against the agent.",
-            )
+        await _tell_failed(
+            rt, row, f"{reason} Please try again — this doesn't count against the agent."
         )
 
 
@@ -170,6 +162,12 @@ async def mark_failed(rt: Runtime, execution_id: int, reason: str) -> None:
         if row is None or row.status == ExecutionStatus.SUCCEEDED.value:
             return
         row.status, row.error = ExecutionStatus.FAILED.value, reason[:1000]
+    await _tell_failed(
+        rt, row, "Something went wrong while answering; it has been logged. Please try again."
+    )
+
+
+async def _tell_failed(rt: Runtime, row: Execution, reason: str) -> None:
     await rt.notifier.deliver(
         ExecutionFailed(
             tenant_id=row.tenant_id,
@@ -178,7 +176,7 @@ async def mark_failed(rt: Runtime, execution_id: int, reason: str) -> None:
             thread_id=row.thread_id,
             reply_to=row.message_id,
             user_id=row.user_id,
-            reason="Something went wrong while answering; it has been logged. Please try again.",
+            reason=reason,
         )
     )
 

@@ -110,7 +110,7 @@ class EvobotService:
             rating, comment = row.rating, row.comment
             tenant = await repo.tenant()
             paused = bool(tenant and tenant.evolution_paused)
-            pending = len(await repo.unused_feedback())
+            pending = await repo.unused_feedback_count()
             execution_id = execution.id
         trigger_now = rating is not None and rating <= 2 and bool(comment)
         enough = pending >= self.rt.settings.evolve_after_ratings

@@ -30,6 +30,7 @@ from engine.types import (
     EvolutionAnnounced,
     Notice,
     RolledBack,
+    StructuredPrompt,
     TenantId,
 )
 
@@ -282,8 +283,6 @@ async def _finish(
 async def _create_and_label(
     repo: TenantRepo, row: Evolution, base: AgentVersionView, decision: Decision, reason: str
 ) -> int:
-    from engine.types import StructuredPrompt
-
     number = await repo.create_version(
         prompt=StructuredPrompt.model_validate(row.candidate_prompt),
         model=base.model,
@@ -318,8 +317,6 @@ async def _announce(
     thread_id: str | None,
 ) -> None:
     assert base is not None
-    from engine.types import StructuredPrompt
-
     candidate = StructuredPrompt.model_validate(record["candidate_prompt"])
     shown_version = new_version or base.version + 1
     diff = unified_diff(base.prompt, candidate, base.version, shown_version)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -361,15 +361,27 @@ class TenantRepo:
         rows = await self.session.execute(
             select(Feedback, Execution)
             .join(Execution, Execution.id == Feedback.execution_id)
-            .where(
-                Feedback.tenant_id == self.tenant_id,
-                Feedback.retracted.is_(False),
-                Feedback.used_in_evolution.is_(None),
-                Execution.status == "succeeded",
-            )
+            .where(*self._unused())
             .order_by(Feedback.id)
         )
         return [(f, e) for f, e in rows]
+
+    async def unused_feedback_count(self) -> int:
+        """How many ratings wait for an evolution (the trigger's check; no rows loaded)."""
+        count = await self.session.scalar(
+            select(func.count(Feedback.id))
+            .join(Execution, Execution.id == Feedback.execution_id)
+            .where(*self._unused())
+        )
+        return int(count or 0)
+
+    def _unused(self) -> tuple[ColumnElement[bool], ...]:
+        return (
+            Feedback.tenant_id == self.tenant_id,
+            Feedback.retracted.is_(False),
+            Feedback.used_in_evolution.is_(None),
+            Execution.status == "succeeded",
+        )
 
     async def positive_examples(self, limit: int = 3) -> list[tuple[Feedback, Execution]]:
         rows = await self.session.execute(
