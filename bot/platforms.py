@@ -90,7 +90,7 @@ async def build_slack_bot(
     state = SlackState(redis.asyncio_client())
     if not settings.multi_workspace:
         return SlackBot(settings, service, state, tokens=slack_tokens(config))
-    db_engine = service.rt.extras["db_engine"]
+    db_engine = service.rt.database
     assert settings.client_id
     installations = await tokens.installation_store(db_engine, settings.client_id)
     states = await tokens.oauth_state_store(db_engine)

@@ -5,22 +5,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from bot.config import Config
 from engine.jobs import RedisLocks, RQJobQueue
+from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, PastObjective
 from engine.llm import gateway as llm_gateway
 from engine.llm.gateway import LLMGateway
 from engine.notify import NotifierRouter
+from engine.ports import Sandbox
 from engine.runtime import Runtime
 from engine.storage.db import create_engine, migrate, session_factory
 from engine.tools.maker import handle_learning as handle_tool_learning
+
+if TYPE_CHECKING:
+    from engine.knowledge.store import KnowledgeStore as ChromaKnowledge
 
 log = logging.getLogger(__name__)
 
@@ -71,34 +75,57 @@ def make_gateway(config: Config) -> LLMGateway:
     )
 
 
-def make_sandbox(config: Config) -> Any:
-    try:
-        from engine.sandbox import make_sandbox as sandbox_factory
-    except ImportError:
-        return None
+def make_sandbox(config: Config) -> Sandbox:
+    from engine.sandbox import make_sandbox as sandbox_factory
+
     return sandbox_factory(config.e2b_api_key)
 
 
 class LazyKnowledge:
-    """Opens the knowledge store on first use, so processes that never need it (the web
+    """The KnowledgeStore port, opened on first use, so processes that never need it (the web
     process) never load the embedding model or touch the chroma files."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self._store: Any = None
+        self._store: ChromaKnowledge | None = None
         self._lock = asyncio.Lock()
 
-    async def store(self) -> Any:
+    async def store(self) -> ChromaKnowledge:
         async with self._lock:
             if self._store is None:
                 self._store = await _open_knowledge(self._config)
         return self._store
 
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await getattr(await self.store(), name)(*args, **kwargs)
+    async def add_learning(self, tenant: str, text: str, **options: Any) -> str:
+        return await (await self.store()).add_learning(tenant, text, **options)
 
-        return call
+    async def record_objective(self, tenant: str, objective: str, **options: Any) -> str:
+        return await (await self.store()).record_objective(tenant, objective, **options)
+
+    async def relevant_learnings(
+        self, tenant: str, query: str, **options: Any
+    ) -> list[KnowledgeHit]:
+        return await (await self.store()).relevant_learnings(tenant, query, **options)
+
+    async def similar_bad_objectives(
+        self, tenant: str, objective: str, *, k: int = 3
+    ) -> list[PastObjective]:
+        return await (await self.store()).similar_bad_objectives(tenant, objective, k=k)
+
+    async def bootstrap_rules(self, tenant: str, **options: Any) -> list[KnowledgeHit]:
+        return await (await self.store()).bootstrap_rules(tenant, **options)
+
+    async def cross_domain_patterns(self, min_domains: int = 3) -> list[CrossDomainPattern]:
+        return await (await self.store()).cross_domain_patterns(min_domains)
+
+    async def withdraw_shared(self, tenant: str, *, privacy_mode: str) -> int:
+        return await (await self.store()).withdraw_shared(tenant, privacy_mode=privacy_mode)
+
+    async def export_tenant(self, tenant: str) -> dict[str, Any]:
+        return await (await self.store()).export_tenant(tenant)
+
+    async def delete_tenant(self, tenant: str) -> int:
+        return await (await self.store()).delete_tenant(tenant)
 
 
 def _origin_key(config: Config) -> str:
@@ -112,8 +139,9 @@ def _origin_key(config: Config) -> str:
     return path.read_text().strip()
 
 
-async def _open_knowledge(config: Config) -> Any:
-    from engine.knowledge import KnowledgeStore, make_embedding_function
+async def _open_knowledge(config: Config) -> ChromaKnowledge:
+    from engine.knowledge.embeddings import make_embedding_function
+    from engine.knowledge.store import KnowledgeStore
 
     return await KnowledgeStore.open(
         make_embedding_function(config.embedding_model),
@@ -132,8 +160,9 @@ async def build_runtime(
     engine = create_engine(config.resolved_database_url)
     await migrate(engine)
     redis = redis or connect_redis(config)
-    runtime = Runtime(
+    return Runtime(
         settings=settings,
+        database=engine,
         sessions=session_factory(engine),
         gateway=make_gateway(config),
         notifier=notifier,
@@ -141,14 +170,9 @@ async def build_runtime(
         locks=RedisLocks(redis.asyncio_client()),
         sandbox=make_sandbox(config),
         knowledge=LazyKnowledge(config),
+        tool_maker=handle_tool_learning,
     )
-    runtime.extras["db_engine"] = engine
-    runtime.extras["redis"] = redis
-    runtime.extras["tool_maker"] = handle_tool_learning  # tool_need / tool_removal learnings
-    return runtime
 
 
 async def close_runtime(runtime: Runtime) -> None:
-    engine = runtime.extras.get("db_engine")
-    if engine is not None:
-        await engine.dispose()
+    await runtime.close()

@@ -182,14 +182,12 @@ async def _tell_failed(rt: Runtime, row: Execution, reason: str) -> None:
 
 
 async def _lessons(rt: Runtime, tenant_id: TenantId, objective: str) -> list[str]:
-    if rt.knowledge is None:
-        return []
     try:
         hits = await rt.knowledge.similar_bad_objectives(tenant_id, objective, k=3)
     except Exception:
         log.exception("knowledge lookup failed; answering without lessons")
         return []
-    return [str(getattr(h, "lesson", h)) for h in hits if getattr(h, "lesson", h)]
+    return [hit.lesson for hit in hits if hit.lesson]
 
 
 async def _record_tool_stats(

@@ -21,7 +21,7 @@ from rq import Queue, Retry, get_current_job
 from rq.job import Job, JobStatus
 from sqlalchemy import or_, select
 
-from engine.evolution.loop import evolve, review
+from engine.evolution import evolve, review
 from engine.execute import execute, mark_failed
 from engine.runtime import Runtime
 from engine.storage.models import Execution, Feedback, utcnow
@@ -260,9 +260,7 @@ def close_thread_runtime() -> None:
     loop = getattr(_local, "loop", None)
     runtime = getattr(_local, "runtime", None)
     if loop is not None and runtime is not None:
-        engine = runtime.extras.get("db_engine")
-        if engine is not None:
-            loop.run_until_complete(engine.dispose())
+        loop.run_until_complete(runtime.close())
     if loop is not None:
         # litellm leaves a logging task on every loop it ran on: cancel before closing
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]

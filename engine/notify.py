@@ -1,4 +1,4 @@
-"""Notifier routing by platform, and the recording notifier used as a fake in tests."""
+"""Notifier routing by platform: each event goes to the notifier of its tenant's platform."""
 
 from __future__ import annotations
 
@@ -29,17 +29,3 @@ class NotifierRouter:
         except Exception:  # a platform outage must not fail the job that produced the event
             log.exception("delivering %s to %s failed", event.type, event.tenant_id)
             return Delivery()
-
-
-class RecordingNotifier:
-    """A Notifier that keeps every event; the fake beside the port."""
-
-    def __init__(self) -> None:
-        self.events: list[OutboundEvent] = []
-
-    async def deliver(self, event: OutboundEvent) -> Delivery:
-        self.events.append(event)
-        return Delivery()
-
-    def of_type(self, type_: str) -> list[OutboundEvent]:
-        return [e for e in self.events if e.type == type_]

@@ -1,10 +1,21 @@
-"""The ports the engine drives; adapters and the composition root implement them."""
+"""Everything the engine relies on from outside, as typed Protocols.
+
+The composition root (`bot/wiring.py`) builds one implementation of each into a `Runtime`;
+`engine/fakes.py` holds a fake of each for tests and for processes that don't need the real
+thing. See docs/ARCHITECTURE.md, "Ports".
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.types import Delivery, OutboundEvent, TenantId
+from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, PastObjective
+from engine.types import Delivery, OutboundEvent, SandboxResult, TenantId
+
+if TYPE_CHECKING:
+    from engine.evolution.reflect import Learning
+    from engine.runtime import Runtime
 
 
 class Notifier(Protocol):
@@ -27,3 +38,68 @@ class JobQueue(Protocol):
     async def forget_tenant(self, tenant_id: TenantId) -> int:
         """Drop the tenant's queued jobs and keys; returns how many keys went."""
         ...
+
+
+class Locks(Protocol):
+    """Named locks shared by every worker process (one evolution per tenant at a time)."""
+
+    def lock(self, name: str, timeout_s: float) -> AbstractAsyncContextManager[bool]: ...
+
+
+class Sandbox(Protocol):
+    """Runs untrusted Python. The convention every implementation follows is described in
+    `engine/sandbox/limits.py`."""
+
+    name: str
+
+    async def run(
+        self,
+        code: str,
+        *,
+        inputs: dict[str, Any] | None = None,
+        timeout_s: float = 5.0,
+        memory_mb: int = 256,
+    ) -> SandboxResult: ...
+
+
+class KnowledgeStore(Protocol):
+    """Learnings, tool recipes and past objectives, private per tenant and shared (anonymized)
+    by privacy mode. Implemented on chromadb by `engine/knowledge/store.py`."""
+
+    async def add_learning(
+        self, tenant: str, text: str, *, domain: str = "general", type: str = "prompt_rule",
+        confidence: float = 0.5, impact: float = 0.5, privacy_mode: str = "isolated",
+    ) -> str: ...
+
+    async def record_objective(
+        self, tenant: str, objective: str, *, outcome_rating: int, lesson: str = "",
+        domain: str = "general",
+    ) -> str: ...
+
+    async def relevant_learnings(
+        self, tenant: str, query: str, *, privacy_mode: str = "isolated", k: int = 5
+    ) -> list[KnowledgeHit]: ...
+
+    async def similar_bad_objectives(
+        self, tenant: str, objective: str, *, k: int = 3
+    ) -> list[PastObjective]: ...
+
+    async def bootstrap_rules(
+        self, tenant: str, *, privacy_mode: str, k: int = 5
+    ) -> list[KnowledgeHit]: ...
+
+    async def cross_domain_patterns(self, min_domains: int = 3) -> list[CrossDomainPattern]: ...
+
+    async def withdraw_shared(self, tenant: str, *, privacy_mode: str) -> int: ...
+
+    async def export_tenant(self, tenant: str) -> dict[str, Any]: ...
+
+    async def delete_tenant(self, tenant: str) -> int: ...
+
+
+class ToolMaker(Protocol):
+    """Turns a `tool_need` / `tool_removal` learning into a tested tool (or a retirement)."""
+
+    async def __call__(
+        self, rt: Runtime, tenant_id: TenantId, evolution_id: int, learning: Learning
+    ) -> object: ...

@@ -49,8 +49,7 @@ async def export_tenant_data(rt: Runtime, tenant_id: TenantId) -> dict[str, Any]
         for model in TENANT_TABLES:
             rows = await session.scalars(select(model).where(model.tenant_id == tenant_id))  # type: ignore[attr-defined]
             data["tables"][model.__tablename__] = [_row(r) for r in rows]
-    if rt.knowledge is not None:
-        data["knowledge"] = await rt.knowledge.export_tenant(tenant_id)
+    data["knowledge"] = await rt.knowledge.export_tenant(tenant_id)
     return data
 
 
@@ -65,7 +64,6 @@ async def delete_tenant_data(rt: Runtime, tenant_id: TenantId) -> dict[str, int]
             counts[model.__tablename__] = int(result.rowcount or 0)  # type: ignore[attr-defined]
         result = await session.execute(delete(Tenant).where(Tenant.id == tenant_id))
         counts["tenants"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
-    if rt.knowledge is not None:
-        counts["knowledge"] = await rt.knowledge.delete_tenant(tenant_id)
+    counts["knowledge"] = await rt.knowledge.delete_tenant(tenant_id)
     counts["redis_keys"] = await rt.queue.forget_tenant(tenant_id)
     return counts

@@ -1,4 +1,4 @@
-"""DESIGN §3: the one reaction → rating map every platform maps through.
+"""The one reaction → rating map every platform maps through, and what counts as negative.
 
 Keys are emoji; platforms that name reactions (Slack) translate names to these emoji first.
 Skin tones and variation selectors don't change a rating.
@@ -35,3 +35,11 @@ def rating_of(emoji: str, table: Mapping[str, int] | None = None) -> int | None:
     """The rating a reaction stands for, or None when it isn't a rating."""
     mapping = _NORMALIZED if table is None else {normalize_emoji(k): v for k, v in table.items()}
     return mapping.get(normalize_emoji(emoji))
+
+
+NEGATIVE_AT_MOST = 3  # 1-3 is negative: the engine learns from it and invites a comment
+
+
+def is_negative(rating: int | None) -> bool:
+    """What counts as a negative rating, everywhere (evolution, statistics, comment invites)."""
+    return rating is not None and rating <= NEGATIVE_AT_MOST

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from engine import commands
+from engine.commands import dispatch
 from engine.evolution.stats import in_canary
 from engine.prompt import default_prompt
+from engine.ratings import is_negative
 from engine.runtime import Runtime
 from engine.storage.models import Execution, Tenant
 from engine.storage.repo import ACTIVE, CANARY, TenantRepo
@@ -123,6 +124,7 @@ class EvobotService:
         return FeedbackResult(
             recorded=True, execution_id=execution_id, rating=rating,
             message=_ack(rating, comment), evolution_queued=queued,
+            invite_comment=is_negative(rating),
         )
 
     async def _target(self, repo: TenantRepo, feedback: InboundFeedback) -> Execution | None:
@@ -139,7 +141,7 @@ class EvobotService:
     async def handle_command(self, command: InboundCommand) -> CommandReply:
         async with self.rt.repo(command.tenant_id) as repo:
             await self.ensure_tenant(repo)
-        return await commands.run(self.rt, command)
+        return await dispatch.run(self.rt, command)
 
 
 def _ack(rating: int | None, comment: str | None) -> str:

@@ -139,6 +139,7 @@ class FeedbackResult(BaseModel):
     rating: int | None = None
     message: str  # short acknowledgement for the user ("Thanks — rated 2/5")
     evolution_queued: bool = False
+    invite_comment: bool = False  # a new negative rating: adapters ask what went wrong
 
 
 class Block(BaseModel):
@@ -278,6 +279,21 @@ OutboundEvent = Annotated[
     | Notice,
     Field(discriminator="type"),
 ]
+
+
+class SandboxResult(BaseModel):
+    """What a sandbox run gave back (see engine/sandbox/limits.py for the convention)."""
+
+    stdout: str = ""
+    stderr: str = ""
+    value: Any = None
+    error: str | None = None  # None on success
+    duration: float = 0.0  # seconds, wall clock, as seen by the caller
+    truncated: bool = False  # stdout or stderr was cut at the output limit
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 class Delivery(BaseModel):

@@ -19,14 +19,16 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from bot.config import Config
 from bot.wiring import RedisHandle, build_runtime, close_runtime, connect_redis
 from bot.worker import install_factory, make_worker
+from engine.fakes import RecordingNotifier
 from engine.jobs import close_thread_runtime
 from engine.llm import gateway, scripted
-from engine.notify import NotifierRouter, RecordingNotifier
+from engine.notify import NotifierRouter
 from engine.runtime import Runtime
 from engine.service import EvobotService
 
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-SYSTEM_REDIS = "redis://127.0.0.1:6379/15"
+# EVOBOT_TEST_REDIS_URL lets two test runs on one machine use different Redis databases
+SYSTEM_REDIS = os.environ.get("EVOBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("EVOBOT_REQUIRE_SERVICES") == "1"
 
 

@@ -33,7 +33,7 @@ from adapters.slack import convert
 from adapters.slack.notifier import error_code, make_client
 from adapters.slack.state import SlackState
 from adapters.slack.tokens import TokenSource
-from engine.commands import ADMIN_ONLY
+from engine.commands import needs_admin
 from engine.service import EvobotService
 from engine.types import CommandReply, FeedbackResult, InboundCommand, TenantId
 
@@ -221,8 +221,10 @@ class SlackBot:
 
     async def _run_command(self, client: AsyncWebClient, tenant: TenantId, user: str,
                            name: str, make: Callable[[bool], InboundCommand]) -> CommandReply:
-        is_admin = name in ADMIN_ONLY and await self.is_admin(client, tenant, user)
-        return await self.service.handle_command(make(is_admin))
+        command = make(False)
+        if needs_admin(command):
+            command = make(await self.is_admin(client, tenant, user))
+        return await self.service.handle_command(command)
 
     @staticmethod
     def reply_payload(reply: CommandReply) -> dict[str, Any]:

@@ -64,7 +64,7 @@ from adapters.telegram.convert import (
     thread_of,
     utf16_len,
 )
-from engine.commands import ADMIN_ONLY
+from engine.commands import needs_admin
 from engine.service import EvobotService
 from engine.types import FeedbackSource, InboundCommand, InboundFeedback
 
@@ -263,7 +263,7 @@ class TelegramIngress:
             await self.service.handle_message(objective)
 
     async def _command(self, message: Message, command: InboundCommand) -> None:
-        if command.name in ADMIN_ONLY and not command.is_admin:
+        if needs_admin(command) and not command.is_admin:
             command = command.model_copy(
                 update={"is_admin": await self.is_admin(message.chat, command.user_id)}
             )

@@ -566,22 +566,20 @@ async def _latest_channel(repo: TenantRepo) -> str | None:
 async def _past_learnings(
     rt: Runtime, tenant_id: TenantId, examples: list[RatedExample], privacy: str
 ) -> list[str]:
-    if rt.knowledge is None:
-        return []
     query = " ".join(e.objective for e in examples)[:1000]
     try:
         hits = await rt.knowledge.relevant_learnings(tenant_id, query, privacy_mode=privacy, k=5)
     except Exception:
         log.exception("knowledge lookup failed; reflecting without it")
         return []
-    return [str(getattr(h, "text", h)) for h in hits]
+    return [hit.text for hit in hits]
 
 
 async def _remember_accepted(
     rt: Runtime, tenant_id: TenantId, evolution_id: int | None, privacy: str
 ) -> None:
     """Only learnings that passed validation become knowledge (and, by mode, shared)."""
-    if rt.knowledge is None or evolution_id is None:
+    if evolution_id is None:
         return
     async with rt.repo(tenant_id) as repo:
         row = await repo.evolution(evolution_id)
@@ -609,8 +607,6 @@ async def _record_objectives(
     rt: Runtime, tenant_id: TenantId, examples: list[RatedExample], learnings: list[Learning]
 ) -> None:
     """Rated objectives become searchable history: badly rated ones carry their lesson."""
-    if rt.knowledge is None:
-        return
     lessons = {i: x.suggested_change for x in learnings for i in x.feedback_ids}
     for example in examples:
         if example.rating is None:
@@ -625,8 +621,6 @@ async def _record_objectives(
 
 
 async def _shared_patterns(rt: Runtime, tenant_id: TenantId, privacy: str) -> list[Learning]:
-    if rt.knowledge is None:
-        return []
     try:
         hits = await rt.knowledge.bootstrap_rules(tenant_id, privacy_mode=privacy, k=3)
     except Exception:
@@ -647,12 +641,9 @@ async def _shared_patterns(rt: Runtime, tenant_id: TenantId, privacy: str) -> li
 async def _hand_tool_needs(
     rt: Runtime, tenant_id: TenantId, evolution_id: int, learnings: list[Learning]
 ) -> None:
-    maker = rt.extras.get("tool_maker")
     needs = [x for x in learnings if x.type in ("tool_need", "tool_removal")]
-    if maker is None or not needs:
-        return
     for learning in needs:
         try:
-            await maker(rt, tenant_id, evolution_id, learning)
+            await rt.tool_maker(rt, tenant_id, evolution_id, learning)
         except Exception:
             log.exception("tool maker failed for %s", learning.issue)

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.sandbox import _launcher, _runner
-from engine.sandbox.port import (
+from engine.sandbox.limits import (
     DEFAULT_ALLOWED_MODULES,
     OUTPUT_LIMIT_BYTES,
     RESULT_LIMIT_BYTES,
-    SandboxResult,
 )
 from engine.sandbox.runs import Finished, interpret, job_json, rlimits
+from engine.types import SandboxResult
 
 LAUNCHER_SOURCE = Path(_launcher.__file__).read_text(encoding="utf-8")
 RUNNER_SOURCE = Path(_runner.__file__).read_text(encoding="utf-8")

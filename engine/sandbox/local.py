@@ -34,13 +34,13 @@ from typing import Any
 
 from engine.sandbox import _runner
 from engine.sandbox._launcher import kill_group
-from engine.sandbox.port import (
+from engine.sandbox.limits import (
     DEFAULT_ALLOWED_MODULES,
     OUTPUT_LIMIT_BYTES,
     RESULT_LIMIT_BYTES,
-    SandboxResult,
 )
 from engine.sandbox.runs import Finished, interpret, job_json, parse_result, rlimits
+from engine.types import SandboxResult
 
 RUNNER_PATH = str(Path(_runner.__file__).resolve())
 NOBODY = 65534  # the conventional overflow uid/gid

@@ -9,7 +9,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from engine.sandbox.port import SandboxResult
+from engine.types import SandboxResult
 
 
 def job_json(

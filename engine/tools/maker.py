@@ -127,7 +127,7 @@ class MakeResult:
 async def handle_learning(
     rt: Runtime, tenant_id: TenantId, evolution_id: int, learning: Learning
 ) -> MakeResult:
-    """The evolution loop's `tool_maker` hook (rt.extras["tool_maker"])."""
+    """The evolution loop's `tool_maker` hook (the `ToolMaker` port)."""
     if learning.type == "tool_removal":
         result = await remove_tool(rt, tenant_id, evolution_id, learning)
     else:
@@ -142,8 +142,6 @@ async def handle_learning(
 async def make_tool(
     rt: Runtime, tenant_id: TenantId, evolution_id: int, learning: Learning
 ) -> MakeResult:
-    if rt.sandbox is None:
-        return MakeResult("ignored", note="no sandbox: tools are disabled")
     if rt.settings.evolver.startswith(f"{providers.LOCAL}/"):
         # SmolLM2-135M can't write a tested function; trying would hold the tenant's
         # evolution lock for minutes of CPU generation for a certain rejection

@@ -36,8 +36,6 @@ async def build_toolbox(
     rt: Runtime, tenant_id: TenantId, tool_refs: list[str], *, model: str, temperature: float
 ) -> ToolBox:
     """`python` plus the version's own tools that are still offered, all sandboxed."""
-    if rt.sandbox is None:
-        return ToolBox([], None)
     rows: dict[str, Tool] = {}
     if tool_refs:
         async with rt.repo(tenant_id) as repo:

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from engine.sandbox import Sandbox
-from engine.sandbox.port import OUTPUT_LIMIT_BYTES
+from engine.sandbox.limits import OUTPUT_LIMIT_BYTES
 
 pytestmark = pytest.mark.asyncio
 

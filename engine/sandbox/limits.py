@@ -1,4 +1,4 @@
-"""The sandbox port: run untrusted Python and get back its output and a JSON value.
+"""What every sandbox (the `Sandbox` port in engine/ports.py) promises, and its limits.
 
 Convention shared by every implementation:
 
@@ -13,10 +13,6 @@ Convention shared by every implementation:
 """
 
 from __future__ import annotations
-
-from typing import Any, Protocol
-
-from pydantic import BaseModel
 
 OUTPUT_LIMIT_BYTES = 64 * 1024  # per stream; beyond it the output is cut and `truncated` set
 RESULT_LIMIT_BYTES = 1024 * 1024  # the JSON-encoded `result`
@@ -34,29 +30,3 @@ DEFAULT_ALLOWED_MODULES = frozenset(
         "unicodedata", "uuid", "weakref", "zoneinfo",
     }
 )
-
-
-class SandboxResult(BaseModel):
-    stdout: str = ""
-    stderr: str = ""
-    value: Any = None
-    error: str | None = None  # None on success
-    duration: float = 0.0  # seconds, wall clock, as seen by the caller
-    truncated: bool = False  # stdout or stderr was cut at the output limit
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-class Sandbox(Protocol):
-    name: str
-
-    async def run(
-        self,
-        code: str,
-        *,
-        inputs: dict[str, Any] | None = None,
-        timeout_s: float = 5.0,
-        memory_mb: int = 256,
-    ) -> SandboxResult: ...

@@ -1,0 +1,138 @@
+"""A fake beside each port in engine/ports.py: for tests, and for processes that don't need
+the real thing (a runtime without a knowledge store still answers, it just learns nothing
+across objectives)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, PastObjective
+from engine.types import Delivery, OutboundEvent, SandboxResult, TenantId
+
+if TYPE_CHECKING:
+    from engine.evolution.reflect import Learning
+    from engine.ports import JobQueue, KnowledgeStore, Locks, Notifier, Sandbox, ToolMaker
+    from engine.runtime import Runtime
+
+
+class RecordingNotifier:
+    """Keeps every event it is given."""
+
+    def __init__(self) -> None:
+        self.events: list[OutboundEvent] = []
+
+    async def deliver(self, event: OutboundEvent) -> Delivery:
+        self.events.append(event)
+        return Delivery()
+
+    def of_type(self, type_: str) -> list[OutboundEvent]:
+        return [e for e in self.events if e.type == type_]
+
+
+class RecordingQueue:
+    """Remembers what would have been enqueued, runs nothing."""
+
+    def __init__(self) -> None:
+        self.executions: list[int] = []
+        self.evolutions: list[tuple[TenantId, str]] = []
+        self.reviews: list[TenantId] = []
+
+    async def enqueue_execution(self, execution_id: int) -> None:
+        self.executions.append(execution_id)
+
+    async def enqueue_evolution(
+        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"
+    ) -> None:
+        self.evolutions.append((tenant_id, trigger))
+
+    async def enqueue_review(self, tenant_id: TenantId) -> None:
+        self.reviews.append(tenant_id)
+
+    async def forget_tenant(self, tenant_id: TenantId) -> int:
+        self.evolutions = [e for e in self.evolutions if e[0] != tenant_id]
+        self.reviews = [r for r in self.reviews if r != tenant_id]
+        return 0
+
+
+class LocalLocks:
+    """Locks for a single process (no Redis): the name's lock, or False after the timeout."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @asynccontextmanager
+    async def lock(self, name: str, timeout_s: float) -> AsyncIterator[bool]:
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        try:
+            await asyncio.wait_for(lock.acquire(), timeout_s)
+        except TimeoutError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+
+class NoSandbox:
+    """Refuses to run anything: tools then report that they are unavailable."""
+
+    name = "none"
+
+    async def run(
+        self, code: str, *, inputs: dict[str, Any] | None = None, timeout_s: float = 5.0,
+        memory_mb: int = 256,
+    ) -> SandboxResult:
+        return SandboxResult(error="no sandbox is configured in this process")
+
+
+class NullKnowledge:
+    """A knowledge store that remembers nothing and finds nothing."""
+
+    async def add_learning(self, tenant: str, text: str, **_: Any) -> str:
+        return ""
+
+    async def record_objective(self, tenant: str, objective: str, **_: Any) -> str:
+        return ""
+
+    async def relevant_learnings(self, tenant: str, query: str, **_: Any) -> list[KnowledgeHit]:
+        return []
+
+    async def similar_bad_objectives(
+        self, tenant: str, objective: str, *, k: int = 3
+    ) -> list[PastObjective]:
+        return []
+
+    async def bootstrap_rules(self, tenant: str, **_: Any) -> list[KnowledgeHit]:
+        return []
+
+    async def cross_domain_patterns(self, min_domains: int = 3) -> list[CrossDomainPattern]:
+        return []
+
+    async def withdraw_shared(self, tenant: str, *, privacy_mode: str) -> int:
+        return 0
+
+    async def export_tenant(self, tenant: str) -> dict[str, Any]:
+        return {}
+
+    async def delete_tenant(self, tenant: str) -> int:
+        return 0
+
+
+async def no_tool_maker(
+    rt: Runtime, tenant_id: TenantId, evolution_id: int, learning: Learning
+) -> None:
+    """Ignores tool needs (a runtime that makes no tools)."""
+    return None
+
+
+if TYPE_CHECKING:  # mypy checks that every fake satisfies its port
+    _notifier: Notifier = RecordingNotifier()
+    _queue: JobQueue = RecordingQueue()
+    _locks: Locks = LocalLocks()
+    _sandbox: Sandbox = NoSandbox()
+    _knowledge: KnowledgeStore = NullKnowledge()
+    _maker: ToolMaker = no_tool_maker
