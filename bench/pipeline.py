@@ -21,7 +21,7 @@ from rich.table import Table
 
 from bot.config import Config
 from bot.wiring import build_runtime, close_runtime, connect_redis
-from bot.worker import start_worker_thread, stop_worker
+from bot.worker import EmbeddedWorker
 from engine.notify import NotifierRouter
 from engine.service import EvobotService
 from engine.types import Delivery, FeedbackSource, InboundFeedback, InboundMessage, OutboundEvent
@@ -70,7 +70,7 @@ async def run_stack(name: str, config: Config, runs: int) -> dict[str, list[floa
     redis = connect_redis(config)
     redis.sync.flushdb()
     runtime = await build_runtime(config, router(), redis)
-    _thread, worker, stop = start_worker_thread(config, router, redis)
+    worker = EmbeddedWorker(config, router, redis).start()
     service = EvobotService(runtime)
     answer_ms: list[float] = []
     evolve_ms: list[float] = []
@@ -98,7 +98,7 @@ async def run_stack(name: str, config: Config, runs: int) -> dict[str, list[floa
             done = await asyncio.wait_for(announced, timeout=60)
             evolve_ms.append((done - start) * 1000)
     finally:
-        stop_worker(worker, stop)
+        worker.stop()
         await close_runtime(runtime)
         redis.sync.flushdb()
     return {"message → answer": answer_ms, "rating → evolution announced": evolve_ms}

@@ -24,7 +24,7 @@ async def _chat(config: Config, tenant: str) -> None:
     from adapters.console.app import ChatSession, ConsoleNotifier, stdin_lines
     from bot.platforms import make_notifier
     from bot.wiring import build_runtime, close_runtime, connect_redis
-    from bot.worker import start_worker_thread, stop_worker
+    from bot.worker import EmbeddedWorker
     from engine.service import EvobotService
 
     console = Console()
@@ -37,12 +37,12 @@ async def _chat(config: Config, tenant: str) -> None:
 
     redis = connect_redis(config)
     runtime = await build_runtime(config, router(), redis)
-    _thread, worker, stop = start_worker_thread(config, router, redis)
+    worker = EmbeddedWorker(config, router, redis).start()
     session = ChatSession(EvobotService(runtime), notifier, console, tenant_id=f"local:{tenant}")
     try:
         await session.run(stdin_lines(console))
     finally:
-        stop_worker(worker, stop)
+        worker.stop()
         await close_runtime(runtime)
 
 

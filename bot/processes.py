@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 
@@ -39,7 +38,6 @@ async def slack_socket_mode(config: Config) -> int:
     unless REDIS_URL points at a shared Redis with `evobot worker` processes."""
     if not (config.slack_app_token and config.slack_bot_token):
         return _unavailable("slack", "needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN")
-    from rq.exceptions import StopRequested
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     from bot.platforms import build_slack_bot, make_notifier
@@ -51,16 +49,11 @@ async def slack_socket_mode(config: Config) -> int:
     redis = connect_redis(config)
     runtime = await build_runtime(config, make_notifier(config), redis)
     bot = await build_slack_bot(config, EvobotService(runtime), redis)
-    stop_worker = None
+    worker = None
     if not config.redis_url:
-        from bot.worker import start_worker_thread
+        from bot.worker import EmbeddedWorker
 
-        _thread, worker, stop = start_worker_thread(config, lambda: make_notifier(config), redis)
-
-        def stop_worker() -> None:
-            stop.set()
-            with contextlib.suppress(StopRequested):  # raised when it is idle: it stops
-                worker.request_stop(0, None)
+        worker = EmbeddedWorker(config, lambda: make_notifier(config), redis).start()
 
     handler = AsyncSocketModeHandler(bot.app, config.slack_app_token)
     main = asyncio.current_task()
@@ -75,7 +68,7 @@ async def slack_socket_mode(config: Config) -> int:
     finally:
         await handler.close_async()
         await bot.drain()
-        if stop_worker is not None:
-            stop_worker()
+        if worker is not None:
+            worker.stop()
         await close_runtime(runtime)
     return 0

@@ -19,7 +19,7 @@ async def telegram_polling(config: Config) -> int:
     from adapters.telegram.client import TelegramSettings
     from bot.platforms import make_notifier
     from bot.wiring import build_runtime, close_runtime, connect_redis
-    from bot.worker import start_worker_thread, stop_worker
+    from bot.worker import EmbeddedWorker
     from engine.service import EvobotService
 
     settings = TelegramSettings.from_config(config)
@@ -30,7 +30,7 @@ async def telegram_polling(config: Config) -> int:
     runtime = await build_runtime(config, make_notifier(config), redis)
     embedded = None
     if not config.redis_url:
-        embedded = start_worker_thread(config, lambda: make_notifier(config), redis)
+        embedded = EmbeddedWorker(config, lambda: make_notifier(config), redis).start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -41,8 +41,7 @@ async def telegram_polling(config: Config) -> int:
                           dedup=RedisDedup(dedup_client))
     finally:
         if embedded is not None:
-            _thread, worker, stop_event = embedded
-            stop_worker(worker, stop_event)
+            embedded.stop()
         await dedup_client.aclose()
         await close_runtime(runtime)
     return 0

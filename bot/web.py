@@ -13,7 +13,6 @@ platform is one line there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -212,17 +211,13 @@ async def build_web(config: Config, *, embedded_worker: bool | None = None) -> W
     web.closers.append(lambda: close_runtime(runtime))
     if embedded_worker if embedded_worker is not None else not config.redis_url:
         # the embedded default: no REDIS_URL, so no separate `evobot worker` can reach our
-        # private Redis — run the worker in this process (DESIGN §5)
-        from rq.exceptions import StopRequested
+        # private Redis — run the worker in this process
+        from bot.worker import EmbeddedWorker
 
-        from bot.worker import start_worker_thread
-
-        _thread, worker, stop = start_worker_thread(config, lambda: make_notifier(config), redis)
+        worker = EmbeddedWorker(config, lambda: make_notifier(config), redis).start()
 
         async def stop_worker() -> None:
-            stop.set()
-            with contextlib.suppress(StopRequested):  # raised when it is idle: it stops
-                worker.request_stop(0, None)
+            worker.stop()
 
         web.closers.append(stop_worker)
     return web

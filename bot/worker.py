@@ -31,6 +31,12 @@ class ThreadWorker(SimpleWorker):
     def _install_signal_handlers(self) -> None:
         pass  # the embedding program owns the signals
 
+    def stop_after_current_job(self) -> None:
+        """RQ's own stop flag, checked at every dequeue timeout. Its public `request_stop`
+        installs signal handlers (main thread only) and, when idle, raises instead of
+        stopping; the pub/sub shutdown command signals the whole process."""
+        self._stop_requested = True
+
 
 def install_factory(
     config: Config, make_notifier: Callable[[], NotifierRouter], redis: RedisHandle
@@ -41,12 +47,13 @@ def install_factory(
     install_runtime_factory(factory)
 
 
-def make_worker(redis: RedisHandle, *, in_thread: bool, name: str | None = None) -> SimpleWorker:
-    queues = [Queue(EXECUTIONS, connection=redis.sync), Queue(EVOLUTION, connection=redis.sync)]
-    if in_thread:
-        # a short TTL keeps the blocking dequeue short, so request_stop takes effect in seconds
-        return ThreadWorker(queues, connection=redis.sync, name=name, worker_ttl=17)
-    return SimpleWorker(queues, connection=redis.sync, name=name)
+def _queues(redis: RedisHandle) -> list[Queue]:
+    return [Queue(EXECUTIONS, connection=redis.sync), Queue(EVOLUTION, connection=redis.sync)]
+
+
+def make_thread_worker(redis: RedisHandle, name: str | None = None) -> ThreadWorker:
+    # a short TTL keeps the blocking dequeue short, so a stop takes effect in seconds
+    return ThreadWorker(_queues(redis), connection=redis.sync, name=name, worker_ttl=17)
 
 
 def schedule_reconciler(
@@ -79,35 +86,39 @@ def run_worker(
     install_factory(config, make_notifier, redis)
     stop = threading.Event()
     schedule_reconciler(redis, config.reconcile_every_s, stop)
-    worker = make_worker(redis, in_thread=False)
+    worker = SimpleWorker(_queues(redis), connection=redis.sync)
     try:
         worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
     finally:
         stop.set()
 
 
-def start_worker_thread(
-    config: Config, make_notifier: Callable[[], NotifierRouter], redis: RedisHandle
-) -> tuple[threading.Thread, SimpleWorker, threading.Event]:
-    """The embedded worker of `evobot chat`: same process, its own thread and event loop."""
-    install_factory(config, make_notifier, redis)
-    stop = threading.Event()
-    schedule_reconciler(redis, config.reconcile_every_s, stop)
-    worker = make_worker(redis, in_thread=True)
+class EmbeddedWorker:
+    """The RQ worker inside a platform process (`evobot chat`, or `serve` / `slack` /
+    `telegram` without REDIS_URL, where no separate `evobot worker` can reach the private
+    Redis): its own thread, event loop and runtime, plus the reconciler timer. The one place
+    an in-process worker is started and stopped."""
 
-    def work() -> None:
-        worker.work(with_scheduler=False, logging_level="WARNING")
+    def __init__(
+        self, config: Config, make_notifier: Callable[[], NotifierRouter], redis: RedisHandle
+    ) -> None:
+        self.config = config
+        self.make_notifier = make_notifier
+        self.redis = redis
+        self._stop = threading.Event()
+        self.worker = make_thread_worker(redis)
+        self.thread = threading.Thread(target=self._work, name="evobot-worker", daemon=True)
 
-    thread = threading.Thread(target=work, name="evobot-worker", daemon=True)
-    thread.start()
-    return thread, worker, stop
+    def start(self) -> EmbeddedWorker:
+        install_factory(self.config, self.make_notifier, self.redis)
+        schedule_reconciler(self.redis, self.config.reconcile_every_s, self._stop)
+        self.thread.start()
+        return self
 
+    def _work(self) -> None:
+        self.worker.work(with_scheduler=False, logging_level="WARNING")
 
-def stop_worker(worker: SimpleWorker, stop: threading.Event) -> None:
-    """Stop an in-process worker after its current job (and the reconciler timer).
-
-    RQ's pub/sub shutdown command signals the whole process (SIGINT), which would stop the
-    chat too; setting RQ's own stop flag ends the loop at the next dequeue timeout instead.
-    """
-    stop.set()
-    worker._stop_requested = True
+    def stop(self) -> None:
+        """Stop after the current job (and the reconciler timer); returns at once."""
+        self._stop.set()
+        self.worker.stop_after_current_job()

@@ -3,43 +3,33 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
-
-from sqlalchemy import or_, update
 
 from engine.llm.gateway import LLMError, LLMTimeout
 from engine.present import footer
-from engine.runner import run_agent
+from engine.runner import RunResult, run_agent
 from engine.runtime import Runtime
+from engine.storage.cross_tenant import claim_execution, execution_tenant
 from engine.storage.models import Execution, utcnow
 from engine.tools.box import ToolBox
-from engine.tools.registry import OFFERED, build_toolbox
-from engine.types import AnswerReady, ExecutionFailed, ExecutionStatus, TenantId, Working
+from engine.tools.registry import ACTIVE_STATUS, OFFERED, STALE, build_toolbox
+from engine.types import (
+    AgentVersionView,
+    AnswerReady,
+    ExecutionFailed,
+    ExecutionStatus,
+    TenantId,
+    Working,
+)
 
 log = logging.getLogger(__name__)
 
 
 async def claim(rt: Runtime, execution_id: int) -> bool:
     """Pending → running, or take over a run whose worker died. False: nothing to do."""
-    stale = utcnow() - timedelta(seconds=rt.settings.stale_running_s)
-    async with rt.sessions() as session, session.begin():
-        result = await session.execute(
-            update(Execution)
-            .where(
-                Execution.id == execution_id,
-                or_(
-                    Execution.status == ExecutionStatus.PENDING.value,
-                    (Execution.status == ExecutionStatus.RUNNING.value)
-                    & (Execution.updated_at < stale),
-                ),
-            )
-            .values(
-                status=ExecutionStatus.RUNNING.value,
-                attempts=Execution.attempts + 1,
-                updated_at=utcnow(),
-            )
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+    stale_before = utcnow() - timedelta(seconds=rt.settings.stale_running_s)
+    return await claim_execution(rt.sessions, execution_id, stale_before)
 
 
 async def toolbox_for(
@@ -61,80 +51,88 @@ async def toolbox_for(
     )
 
 
+@dataclass
+class Job:
+    """One claimed execution with what answering it needs."""
+
+    row: Execution
+    version: AgentVersionView
+    history: list[tuple[str, str]]
+
+
 async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True) -> str:
     """Run one execution. Infra failures re-raise (the job retries) until the final attempt,
     which marks the row failed and tells the user; they are never learned from."""
     if not await claim(rt, execution_id):
         return "skipped"
-    async with rt.sessions() as session:
-        row = await session.get(Execution, execution_id)
-        assert row is not None
-        tenant_id = row.tenant_id
-    async with rt.repo(tenant_id) as repo:
-        version = await repo.version(row.version)
-        history = []
-        if row.thread_id:
-            earlier = await repo.thread_history(row.channel_id, row.thread_id)
-            history = [(e.objective, e.output or "") for e in earlier if e.id != row.id]
-    assert version is not None
-    await rt.notifier.deliver(
-        Working(
-            tenant_id=tenant_id,
-            execution_id=row.id,
-            channel_id=row.channel_id,
-            thread_id=row.thread_id,
-            reply_to=row.message_id,
-        )
-    )
-    lessons = await _lessons(rt, tenant_id, row.objective)
+    job = await _load(rt, execution_id)
+    row, version = job.row, job.version
+    await rt.notifier.deliver(Working(
+        tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
+        thread_id=row.thread_id, reply_to=row.message_id,
+    ))
     toolbox = await toolbox_for(
-        rt, tenant_id, version.tools, model=version.model, temperature=version.temperature
+        rt, row.tenant_id, version.tools, model=version.model, temperature=version.temperature
     )
     try:
         result = await run_agent(
-            rt.gateway,
-            version,
-            row.objective,
-            toolbox=toolbox,
-            history=history,
-            lessons=lessons,
+            rt.gateway, version, row.objective, toolbox=toolbox, history=job.history,
+            lessons=await _lessons(rt, row.tenant_id, row.objective),
             max_steps=rt.settings.max_steps,
         )
     except LLMError as exc:
         await _failed_attempt(rt, row, exc, final_attempt)
         if final_attempt:
-            return "failed"
+            return ExecutionStatus.FAILED
         raise
-    await _record_tool_stats(rt, tenant_id, result.trace)
+    await _record_tool_stats(rt, row.tenant_id, result.trace)
+    await _store_result(rt, row, result)
+    await _deliver_answer(rt, job, result, len(toolbox.tools))
+    return ExecutionStatus.SUCCEEDED
+
+
+async def _load(rt: Runtime, execution_id: int) -> Job:
+    tenant_id = await execution_tenant(rt.sessions, execution_id)
+    assert tenant_id is not None, "a claimed execution exists"
     async with rt.repo(tenant_id) as repo:
-        stored = await repo.execution(execution_id)
+        row = await repo.execution(execution_id)
+        assert row is not None
+        version = await repo.version(row.version)
+        assert version is not None
+        history = []
+        if row.thread_id:
+            earlier = await repo.thread_history(row.channel_id, row.thread_id)
+            history = [(e.objective, e.output or "") for e in earlier if e.id != row.id]
+    return Job(row, version, history)
+
+
+async def _store_result(rt: Runtime, row: Execution, result: RunResult) -> None:
+    async with rt.repo(row.tenant_id) as repo:
+        stored = await repo.execution(row.id)
         assert stored is not None
         stored.output, stored.trace = result.output, result.trace
         stored.tokens_in, stored.tokens_out = result.usage.tokens_in, result.usage.tokens_out
         stored.cost_usd, stored.duration_s = result.usage.cost_usd, result.duration_s
-        stored.status, stored.error = ExecutionStatus.SUCCEEDED.value, None
-    delivery = await rt.notifier.deliver(
-        AnswerReady(
-            tenant_id=tenant_id,
-            execution_id=row.id,
-            channel_id=row.channel_id,
-            thread_id=row.thread_id,
-            reply_to=row.message_id,
-            user_id=row.user_id,
-            text=result.output,
-            version=version.version,
-            tool_count=len(toolbox.tools),
-            duration_s=result.duration_s,
-            footer=footer(version.version, len(toolbox.tools), result.duration_s, row.arm),
-        )
-    )
-    if delivery.ref is not None:
-        async with rt.repo(tenant_id) as repo:
-            stored = await repo.execution(execution_id)
-            assert stored is not None
-            stored.answer_channel_id = delivery.ref.channel_id
-            stored.answer_message_id = delivery.ref.message_id
-    return "succeeded"
+        stored.status, stored.error = ExecutionStatus.SUCCEEDED, None
+
+
+async def _deliver_answer(rt: Runtime, job: Job, result: RunResult, tool_count: int) -> None:
+    """Post the answer; remember which platform message it became (reactions find it)."""
+    row, number = job.row, job.version.version
+    delivery = await rt.notifier.deliver(AnswerReady(
+        tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
+        thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
+        text=result.output, version=number, tool_count=tool_count,
+        duration_s=result.duration_s,
+        footer=footer(number, tool_count, result.duration_s, row.arm),
+    ))
+    if delivery.ref is None:
+        return
+    async with rt.repo(row.tenant_id) as repo:
+        stored = await repo.execution(row.id)
+        assert stored is not None
+        stored.answer_channel_id = delivery.ref.channel_id
+        stored.answer_message_id = delivery.ref.message_id
 
 
 async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: bool) -> None:
@@ -148,7 +146,7 @@ async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: boo
         assert stored is not None
         stored.error = str(exc)[:1000]
         # not final: back to pending so the retry (or the reconciler) can claim it again
-        stored.status = (ExecutionStatus.FAILED if final else ExecutionStatus.PENDING).value
+        stored.status = ExecutionStatus.FAILED if final else ExecutionStatus.PENDING
     if final:
         await _tell_failed(
             rt, row, f"{reason} Please try again — this doesn't count against the agent."
@@ -159,9 +157,9 @@ async def mark_failed(rt: Runtime, execution_id: int, reason: str) -> None:
     """A job that exhausted its retries for a non-LLM reason: tell the user, keep the row."""
     async with rt.sessions() as session, session.begin():
         row = await session.get(Execution, execution_id)
-        if row is None or row.status == ExecutionStatus.SUCCEEDED.value:
+        if row is None or row.status == ExecutionStatus.SUCCEEDED:
             return
-        row.status, row.error = ExecutionStatus.FAILED.value, reason[:1000]
+        row.status, row.error = ExecutionStatus.FAILED, reason[:1000]
     await _tell_failed(
         rt, row, "Something went wrong while answering; it has been logged. Please try again."
     )
@@ -205,5 +203,5 @@ async def _record_tool_stats(
             tool.successes += 1 if call["ok"] else 0
             tool.total_duration_s += float(call["duration_s"])  # type: ignore[arg-type]
             tool.last_used_at = utcnow()
-            if tool.status == "stale":
-                tool.status = "active"
+            if tool.status == STALE:
+                tool.status = ACTIVE_STATUS

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.llm.gateway import LLMGateway, Usage, supports_tools
+from engine.llm.gateway import LLMGateway, ToolCall, Usage, supports_tools
 from engine.prompt import render
 from engine.tools.box import ToolBox
 from engine.types import AgentVersionView
@@ -60,14 +60,10 @@ async def run_agent(
     tools = toolbox.schemas() if supports_tools(version.model) else []
     result = RunResult(output="")
     for step in range(max_steps):
-        last_step = step == max_steps - 1
+        offered = tools if step < max_steps - 1 else []  # the last step must answer
         reply = await gateway.complete(
-            version.model,
-            messages,
-            purpose=purpose,
-            tools=None if last_step else tools or None,
-            temperature=version.temperature,
-            max_tokens=max_tokens,
+            version.model, messages, purpose=purpose, tools=offered or None,
+            temperature=version.temperature, max_tokens=max_tokens,
         )
         result.usage.add(reply.usage)
         if not reply.tool_calls:
@@ -75,27 +71,20 @@ async def run_agent(
             break
         messages.append(reply.message)
         for call in reply.tool_calls:
-            outcome = await toolbox.call(call.name, call.arguments)
-            result.tools_used.append(call.name)
-            result.trace.append(
-                {
-                    "step": step,
-                    "tool": call.name,
-                    "arguments": call.arguments,
-                    "ok": outcome.ok,
-                    "result": outcome.content[:2000],
-                    "duration_s": round(outcome.duration_s, 4),
-                }
-            )
-            messages.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": call.id,
-                    "name": call.name,
-                    "content": outcome.content,
-                }
-            )
-    if not result.output:
-        result.output = "(no answer)"
+            messages.append(await _call_tool(toolbox, call, step, result))
+    result.output = result.output or "(no answer)"
     result.duration_s = time.perf_counter() - start
     return result
+
+
+async def _call_tool(toolbox: ToolBox, call: ToolCall, step: int, result: RunResult
+                     ) -> dict[str, Any]:
+    """Run one tool call, record it in the trace, and return the tool message for the model."""
+    outcome = await toolbox.call(call.name, call.arguments)
+    result.tools_used.append(call.name)
+    result.trace.append({
+        "step": step, "tool": call.name, "arguments": call.arguments, "ok": outcome.ok,
+        "result": outcome.content[:2000], "duration_s": round(outcome.duration_s, 4),
+    })
+    return {"role": "tool", "tool_call_id": call.id, "name": call.name,
+            "content": outcome.content}

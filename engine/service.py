@@ -9,11 +9,12 @@ from engine.evolution.stats import in_canary
 from engine.prompt import default_prompt
 from engine.ratings import is_negative
 from engine.runtime import Runtime
-from engine.storage.models import Execution, Tenant
+from engine.storage.models import Execution, Feedback, Tenant
 from engine.storage.repo import ACTIVE, CANARY, TenantRepo
 from engine.types import (
     Accepted,
     CommandReply,
+    ExecutionStatus,
     FeedbackResult,
     InboundCommand,
     InboundFeedback,
@@ -70,62 +71,42 @@ class EvobotService:
         assert active is not None, "every agent has an active label"
         return active, "active"
 
-    async def is_answer(self, tenant_id: TenantId, channel_id: str, message_id: str) -> bool:
-        """Whether a platform message is one of the bot's answers (threads, reactions)."""
-        async with self.rt.repo(tenant_id) as repo:
-            return await repo.execution_by_answer(channel_id, message_id) is not None
-
     # --- feedback -----------------------------------------------------------------
 
     async def handle_feedback(self, feedback: InboundFeedback) -> FeedbackResult:
+        """Record (or replace, or retract) one user's rating of an answer; maybe evolve."""
         async with self.rt.repo(feedback.tenant_id) as repo:
             execution = await self._target(repo, feedback)
-            if execution is None:
-                return FeedbackResult(recorded=False, message="I couldn't find that answer.")
-            if execution.status != "succeeded":
-                return FeedbackResult(
-                    recorded=False, execution_id=execution.id,
-                    message="That answer didn't complete, so there is nothing to rate.",
-                )
+            refusal = _unratable(execution)
+            if refusal is not None or execution is None:
+                return refusal or FeedbackResult(recorded=False, message="Nothing to rate.")
             row = await repo.feedback_for(execution.id, feedback.user_id)
             if feedback.retract:
-                if row is None or row.retracted:
-                    return FeedbackResult(recorded=False, execution_id=execution.id,
-                                          message="No rating to remove.")
-                row.retracted = True
-                row.used_in_evolution = None
-                return FeedbackResult(recorded=True, execution_id=execution.id,
-                                      message="Rating removed.")
-            if row is None:
-                row = await repo.add_feedback(
-                    execution_id=execution.id, user_id=feedback.user_id,
-                    rating=feedback.rating, comment=feedback.comment,
-                    source=feedback.source.value,
-                )
-            else:
-                row.rating = feedback.rating if feedback.rating is not None else row.rating
-                row.comment = feedback.comment if feedback.comment else row.comment
-                row.source = feedback.source.value
-                row.retracted = False
-                row.used_in_evolution = None  # changed feedback is new information
-            rating, comment = row.rating, row.comment
+                return _retract(row, execution.id)
+            row = await _record(repo, row, execution.id, feedback)
+            rating, comment, execution_id = row.rating, row.comment, execution.id
             tenant = await repo.tenant()
             paused = bool(tenant and tenant.evolution_paused)
-            pending = await repo.unused_feedback_count()
-            execution_id = execution.id
-        trigger_now = rating is not None and rating <= 2 and bool(comment)
-        enough = pending >= self.rt.settings.evolve_after_ratings
-        queued = False
-        if rating is not None:
-            await self.rt.queue.enqueue_review(feedback.tenant_id)
-        if not paused and (trigger_now or enough):
-            await self.rt.queue.enqueue_evolution(feedback.tenant_id)
-            queued = True
+            waiting = await repo.unused_feedback_count()
+        queued = await self._after_rating(feedback.tenant_id, rating, comment, paused, waiting)
         return FeedbackResult(
             recorded=True, execution_id=execution_id, rating=rating,
             message=_ack(rating, comment), evolution_queued=queued,
             invite_comment=is_negative(rating),
         )
+
+    async def _after_rating(self, tenant_id: TenantId, rating: int | None, comment: str | None,
+                            paused: bool, waiting: int) -> bool:
+        """Queue the canary/watch review, and an evolution at once for a low rating with a
+        comment or after enough waiting ratings. True when an evolution was queued."""
+        if rating is not None:
+            await self.rt.queue.enqueue_review(tenant_id)
+        explained_low = rating is not None and rating <= 2 and bool(comment)
+        enough = waiting >= self.rt.settings.evolve_after_ratings
+        if paused or not (explained_low or enough):
+            return False
+        await self.rt.queue.enqueue_evolution(tenant_id)
+        return True
 
     async def _target(self, repo: TenantRepo, feedback: InboundFeedback) -> Execution | None:
         if feedback.execution_id is not None:
@@ -142,6 +123,42 @@ class EvobotService:
         async with self.rt.repo(command.tenant_id) as repo:
             await self.ensure_tenant(repo)
         return await dispatch.run(self.rt, command)
+
+
+def _unratable(execution: Execution | None) -> FeedbackResult | None:
+    if execution is None:
+        return FeedbackResult(recorded=False, message="I couldn't find that answer.")
+    if execution.status != ExecutionStatus.SUCCEEDED:
+        return FeedbackResult(
+            recorded=False, execution_id=execution.id,
+            message="That answer didn't complete, so there is nothing to rate.",
+        )
+    return None
+
+
+def _retract(row: Feedback | None, execution_id: int) -> FeedbackResult:
+    if row is None or row.retracted:
+        return FeedbackResult(recorded=False, execution_id=execution_id,
+                              message="No rating to remove.")
+    row.retracted = True
+    row.used_in_evolution = None
+    return FeedbackResult(recorded=True, execution_id=execution_id, message="Rating removed.")
+
+
+async def _record(repo: TenantRepo, row: Feedback | None, execution_id: int,
+                  feedback: InboundFeedback) -> Feedback:
+    """A user's first rating of an answer, or their newer one replacing it."""
+    if row is None:
+        return await repo.add_feedback(
+            execution_id=execution_id, user_id=feedback.user_id, rating=feedback.rating,
+            comment=feedback.comment, source=feedback.source.value,
+        )
+    row.rating = feedback.rating if feedback.rating is not None else row.rating
+    row.comment = feedback.comment or row.comment
+    row.source = feedback.source.value
+    row.retracted = False
+    row.used_in_evolution = None  # changed feedback is new information
+    return row
 
 
 def _ack(rating: int | None, comment: str | None) -> str:

@@ -18,7 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from bot.config import Config
 from bot.wiring import RedisHandle, build_runtime, close_runtime, connect_redis
-from bot.worker import install_factory, make_worker
+from bot.worker import install_factory, make_thread_worker
 from engine.fakes import RecordingNotifier
 from engine.jobs import close_thread_runtime
 from engine.llm import gateway, scripted
@@ -154,7 +154,7 @@ class Bot:
     async def drain(self, timeout_s: float = 120) -> None:
         """Run a real RQ worker (its own thread, loop and runtime) until the queues are empty."""
         install_factory(self.stack.config, self.router, self.stack.redis)
-        worker = make_worker(self.stack.redis, in_thread=True, name=f"t-{uuid.uuid4().hex[:8]}")
+        worker = make_thread_worker(self.stack.redis, name=f"t-{uuid.uuid4().hex[:8]}")
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         errors: list[BaseException] = []

@@ -72,10 +72,6 @@ def register_script(name: str, script: Script) -> None:
     SCRIPTS[name] = script
 
 
-def unregister_script(name: str) -> None:
-    SCRIPTS.pop(name, None)
-
-
 class ScriptedLLM(CustomLLM):
     async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         request = _request(kwargs)

@@ -22,7 +22,13 @@ from engine.storage.models import (
     Tool,
     utcnow,
 )
-from engine.types import AgentVersionView, StructuredPrompt, TenantId, tenant_platform
+from engine.types import (
+    AgentVersionView,
+    ExecutionStatus,
+    StructuredPrompt,
+    TenantId,
+    tenant_platform,
+)
 
 ACTIVE = "active"
 CANARY = "canary"
@@ -79,44 +85,31 @@ class TenantRepo:
             return existing
         try:
             async with self.session.begin_nested():
-                tenant = Tenant(id=self.tenant_id, platform=tenant_platform(self.tenant_id))
-                self.session.add(tenant)
-                await self.session.flush()  # the agent's foreign key needs the tenant row
-                agent = Agent(tenant_id=self.tenant_id)
-                self.session.add(agent)
-                await self.session.flush()
-                self.session.add(
-                    AgentVersion(
-                        tenant_id=self.tenant_id,
-                        agent_id=agent.id,
-                        version=1,
-                        prompt=prompt.model_dump(),
-                        model=model,
-                        temperature=temperature,
-                        tools=[],
-                        parent_version=None,
-                        created_by="seed",
-                        rationale="initial version",
-                    )
-                )
-                self.session.add(
-                    Label(agent_id=agent.id, name=ACTIVE, tenant_id=self.tenant_id, version=1)
-                )
-                self.session.add(
-                    LabelMove(
-                        tenant_id=self.tenant_id,
-                        agent_id=agent.id,
-                        label=ACTIVE,
-                        from_version=None,
-                        to_version=1,
-                        reason="seed",
-                    )
-                )
+                await self._create_tenant_with_seed(prompt, model, temperature)
         except IntegrityError:
             pass  # another process created it first
         tenant_row = await self.tenant()
         assert tenant_row is not None
         return tenant_row
+
+    async def _create_tenant_with_seed(
+        self, prompt: StructuredPrompt, model: str, temperature: float
+    ) -> None:
+        self.session.add(Tenant(id=self.tenant_id, platform=tenant_platform(self.tenant_id)))
+        await self.session.flush()  # the agent's foreign key needs the tenant row
+        agent = Agent(tenant_id=self.tenant_id)
+        self.session.add(agent)
+        await self.session.flush()
+        self.session.add(AgentVersion(
+            tenant_id=self.tenant_id, agent_id=agent.id, version=1, prompt=prompt.model_dump(),
+            model=model, temperature=temperature, tools=[], parent_version=None,
+            created_by="seed", rationale="initial version",
+        ))
+        self.session.add(Label(agent_id=agent.id, name=ACTIVE, tenant_id=self.tenant_id, version=1))
+        self.session.add(LabelMove(
+            tenant_id=self.tenant_id, agent_id=agent.id, label=ACTIVE, from_version=None,
+            to_version=1, reason="seed",
+        ))
 
     async def agent_id(self) -> int:
         if self._agent_id is None:
@@ -227,37 +220,34 @@ class TenantRepo:
         if expect is not ... and previous != expect:
             raise StaleLabel(f"{name} is v{previous}, expected v{expect}")
         agent_id = await self.agent_id()
+        await self._point_label(agent_id, name, row, to_version)
+        self.session.add(LabelMove(
+            tenant_id=self.tenant_id, agent_id=agent_id, label=name, from_version=previous,
+            to_version=to_version, reason=reason, actor=actor, note=note,
+        ))
+        await self.session.flush()
+        return previous
+
+    async def _point_label(
+        self, agent_id: int, name: str, row: Label | None, to_version: int | None
+    ) -> None:
+        """Delete, create or move the label row; a move is guarded by its previous version."""
         if to_version is None:
             if row is not None:
                 await self.session.delete(row)
-        elif row is None:
+            return
+        if row is None:
             self.session.add(
                 Label(agent_id=agent_id, name=name, tenant_id=self.tenant_id, version=to_version)
             )
-        else:
-            result = await self.session.execute(
-                update(Label)
-                .where(
-                    Label.agent_id == agent_id, Label.name == name, Label.version == previous
-                )
-                .values(version=to_version, moved_at=utcnow())
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise StaleLabel(f"{name} moved concurrently")
-        self.session.add(
-            LabelMove(
-                tenant_id=self.tenant_id,
-                agent_id=agent_id,
-                label=name,
-                from_version=previous,
-                to_version=to_version,
-                reason=reason,
-                actor=actor,
-                note=note,
-            )
+            return
+        result = await self.session.execute(
+            update(Label)
+            .where(Label.agent_id == agent_id, Label.name == name, Label.version == row.version)
+            .values(version=to_version, moved_at=utcnow())
         )
-        await self.session.flush()
-        return previous
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise StaleLabel(f"{name} moved concurrently")
 
     async def label_moves(self, limit: int = 20) -> list[LabelMove]:
         rows = await self.session.scalars(
@@ -297,15 +287,6 @@ class TenantRepo:
             )
         )
 
-    async def execution_by_message(self, channel_id: str, message_id: str) -> Execution | None:
-        return await self.session.scalar(
-            select(Execution).where(
-                Execution.tenant_id == self.tenant_id,
-                Execution.channel_id == channel_id,
-                Execution.message_id == message_id,
-            )
-        )
-
     async def execution_by_answer(self, channel_id: str, message_id: str) -> Execution | None:
         return await self.session.scalar(
             select(Execution).where(
@@ -332,7 +313,7 @@ class TenantRepo:
                 Execution.tenant_id == self.tenant_id,
                 Execution.channel_id == channel_id,
                 Execution.thread_id == thread_id,
-                Execution.status == "succeeded",
+                Execution.status == ExecutionStatus.SUCCEEDED,
             )
             .order_by(Execution.id.desc())
             .limit(limit)
@@ -380,7 +361,7 @@ class TenantRepo:
             Feedback.tenant_id == self.tenant_id,
             Feedback.retracted.is_(False),
             Feedback.used_in_evolution.is_(None),
-            Execution.status == "succeeded",
+            Execution.status == ExecutionStatus.SUCCEEDED,
         )
 
     async def positive_examples(self, limit: int = 3) -> list[tuple[Feedback, Execution]]:
@@ -391,7 +372,7 @@ class TenantRepo:
                 Feedback.tenant_id == self.tenant_id,
                 Feedback.retracted.is_(False),
                 Feedback.rating >= 4,
-                Execution.status == "succeeded",
+                Execution.status == ExecutionStatus.SUCCEEDED,
             )
             .order_by(Feedback.id.desc())
             .limit(limit)
@@ -420,7 +401,7 @@ class TenantRepo:
                 Feedback.tenant_id == self.tenant_id,
                 Feedback.retracted.is_(False),
                 Feedback.rating.is_not(None),
-                Execution.status == "succeeded",
+                Execution.status == ExecutionStatus.SUCCEEDED,
             )
             .group_by(Execution.version)
         )
@@ -440,8 +421,8 @@ class TenantRepo:
             .group_by(Execution.status)
         )
         counts = {str(status): int(n) for status, n in rows}
-        succeeded = int(counts.get("succeeded", 0))
-        return succeeded, succeeded + int(counts.get("failed", 0))
+        succeeded = int(counts.get(ExecutionStatus.SUCCEEDED, 0))
+        return succeeded, succeeded + int(counts.get(ExecutionStatus.FAILED, 0))
 
     # --- evolutions -------------------------------------------------------------
 

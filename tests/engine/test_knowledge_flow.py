@@ -9,7 +9,8 @@ import sys
 
 from sqlalchemy import func, select
 
-from engine.privacy import TENANT_TABLES, delete_tenant_data, export_tenant_data
+from engine.privacy import delete_tenant_data, export_tenant_data
+from engine.storage.cross_tenant import TENANT_TABLES
 from engine.storage.models import Tenant
 from engine.types import InboundMessage
 from tests.conftest import Bot

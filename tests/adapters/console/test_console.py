@@ -11,7 +11,7 @@ from rich.console import Console
 from adapters.console.app import ChatSession, ConsoleNotifier
 from adapters.console.convert import parse_line
 from bot.wiring import build_runtime, close_runtime
-from bot.worker import start_worker_thread, stop_worker
+from bot.worker import EmbeddedWorker
 from engine.notify import NotifierRouter
 from engine.service import EvobotService
 from engine.types import InboundCommand, InboundFeedback, InboundMessage
@@ -57,7 +57,7 @@ async def test_a_chat_session_evolves_and_rolls_back(embedded: Stack) -> None:
         return NotifierRouter({"local": notifier})
 
     runtime = await build_runtime(embedded.config, router(), embedded.redis)
-    _thread, worker, stop = start_worker_thread(embedded.config, router, embedded.redis)
+    worker = EmbeddedWorker(embedded.config, router, embedded.redis).start()
     session = ChatSession(EvobotService(runtime), notifier, console, tenant_id="local:t",
                           answer_timeout_s=30)
     try:
@@ -68,7 +68,7 @@ async def test_a_chat_session_evolves_and_rolls_back(embedded: Stack) -> None:
             await asyncio.sleep(0.1)
         await session.run(_lines("And of Spain?", "/status", "/rollback 1", "/diff 1 2", "/nope"))
     finally:
-        stop_worker(worker, stop)
+        worker.stop()
         await close_runtime(runtime)
 
     text = output.getvalue()

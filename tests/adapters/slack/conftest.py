@@ -18,7 +18,7 @@ from adapters.slack.double import Deliveries, Delivery, SlackDouble, Workspace
 from bot.config import Config
 from bot.platforms import make_notifier
 from bot.web import Web, build_web
-from bot.worker import install_factory, make_worker
+from bot.worker import install_factory, make_thread_worker
 from engine.jobs import close_thread_runtime
 from tests.conftest import Stack
 
@@ -78,7 +78,7 @@ class SlackWeb:
         empty; the double keeps serving on this loop meanwhile."""
         config = self.config
         install_factory(config, lambda: make_notifier(config), self.stack.redis)
-        worker = make_worker(self.stack.redis, in_thread=True, name=f"t-{uuid.uuid4().hex[:8]}")
+        worker = make_thread_worker(self.stack.redis, name=f"t-{uuid.uuid4().hex[:8]}")
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         errors: list[BaseException] = []

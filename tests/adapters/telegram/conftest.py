@@ -18,7 +18,7 @@ from adapters.telegram.app import SECRET_HEADER, TelegramWebhook, UpdateDedup
 from adapters.telegram.client import TelegramSettings
 from adapters.telegram.notifier import TelegramNotifier
 from bot.wiring import build_runtime, close_runtime
-from bot.worker import install_factory, make_worker
+from bot.worker import install_factory, make_thread_worker
 from engine.jobs import close_thread_runtime
 from engine.notify import NotifierRouter
 from engine.runtime import Runtime
@@ -71,7 +71,7 @@ class Harness:
     async def drain(self) -> None:
         """A real RQ worker (own thread, loop, runtime and Telegram notifier) until idle."""
         install_factory(self.stack.config, self.router, self.stack.redis)
-        worker = make_worker(self.stack.redis, in_thread=True, name=f"tg-{uuid.uuid4().hex[:8]}")
+        worker = make_thread_worker(self.stack.redis, name=f"tg-{uuid.uuid4().hex[:8]}")
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         errors: list[BaseException] = []

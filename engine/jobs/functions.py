@@ -1,0 +1,50 @@
+"""The job functions RQ imports by name. Arguments are ids only; the database is the truth."""
+
+from __future__ import annotations
+
+from rq import get_current_job
+
+from engine.evolution import evolve, review
+from engine.execute import execute, mark_failed
+from engine.jobs.reconciler import reconcile
+from engine.jobs.worker_runtime import run_in_job_loop
+from engine.runtime import Runtime
+from engine.types import TenantId
+
+
+def _final_attempt() -> bool:
+    job = get_current_job()
+    return job is None or not job.retries_left
+
+
+def execute_job(execution_id: int) -> str:
+    final = _final_attempt()
+
+    async def run(rt: Runtime) -> str:
+        try:
+            return await execute(rt, execution_id, final_attempt=final)
+        except Exception as exc:
+            if final:
+                await mark_failed(rt, execution_id, f"{type(exc).__name__}: {exc}")
+            raise
+
+    return run_in_job_loop(run)
+
+
+def evolve_job(tenant_id: TenantId, trigger: str = "feedback") -> str:
+    async def run(rt: Runtime) -> str:
+        outcome = await evolve(rt, tenant_id, trigger=trigger)
+        return f"{outcome.decision.value}: {outcome.reason}"
+
+    return run_in_job_loop(run)
+
+
+def review_job(tenant_id: TenantId) -> str:
+    async def run(rt: Runtime) -> str:
+        return await review(rt, tenant_id) or "no change"
+
+    return run_in_job_loop(run)
+
+
+def reconcile_job() -> dict[str, int]:
+    return run_in_job_loop(reconcile)

@@ -1,0 +1,96 @@
+"""The JobQueue port on RQ: queues `executions` and `evolution`, one live job per id,
+`rq.Retry` with backoff. Enqueueing is a quick Redis call; it runs in a thread to stay async."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+
+from engine.jobs.functions import evolve_job, execute_job, review_job
+from engine.types import TenantId
+
+EXECUTIONS = "executions"
+EVOLUTION = "evolution"
+
+
+class RQJobQueue:
+    def __init__(self, redis: Redis, retry_intervals: list[int], job_timeout_s: int = 900) -> None:
+        self.redis = redis
+        self.executions = Queue(EXECUTIONS, connection=redis)
+        self.evolution = Queue(EVOLUTION, connection=redis)
+        self.retry_intervals = retry_intervals
+        self.job_timeout_s = job_timeout_s
+
+    def _retry(self) -> Retry | None:
+        if not self.retry_intervals:
+            return None
+        return Retry(max=len(self.retry_intervals), interval=self.retry_intervals)
+
+    def _enqueue_unique(self, queue: Queue, job_id: str, func: Callable[..., Any], *args: Any,
+                        delay_s: float = 0.0) -> None:
+        """One live job per id: an execution or a tenant's evolution is queued at most once."""
+        try:
+            existing = Job.fetch(job_id, connection=self.redis)
+            if existing.get_status(refresh=True) in (
+                JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
+            ):
+                return
+        except Exception:
+            pass  # no such job (or an expired one): enqueue afresh
+        options: dict[str, Any] = {
+            "job_id": job_id, "retry": self._retry(), "job_timeout": self.job_timeout_s,
+            "result_ttl": 3600, "failure_ttl": 86400,
+        }
+        if delay_s > 0:
+            queue.enqueue_in(timedelta(seconds=delay_s), func, *args, **options)
+        else:
+            queue.enqueue(func, *args, **options)
+
+    async def enqueue_execution(self, execution_id: int) -> None:
+        await asyncio.to_thread(
+            self._enqueue_unique, self.executions, f"execute-{execution_id}", execute_job,
+            execution_id,
+        )
+
+    async def enqueue_evolution(
+        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"
+    ) -> None:
+        await asyncio.to_thread(
+            self._enqueue_unique, self.evolution, f"evolve-{_job_key(tenant_id)}", evolve_job,
+            tenant_id, trigger, delay_s=delay_s,
+        )
+
+    async def enqueue_review(self, tenant_id: TenantId) -> None:
+        await asyncio.to_thread(
+            self._enqueue_unique, self.evolution, f"review-{_job_key(tenant_id)}", review_job,
+            tenant_id,
+        )
+
+    async def forget_tenant(self, tenant_id: TenantId) -> int:
+        return await asyncio.to_thread(self._forget_tenant, tenant_id)
+
+    def _forget_tenant(self, tenant_id: TenantId) -> int:
+        """Cancel the tenant's jobs, then delete every key that names the tenant."""
+        key = _job_key(tenant_id)
+        for job_id in (f"evolve-{key}", f"review-{key}"):
+            for queue in (self.executions, self.evolution):
+                queue.remove(job_id)
+            self.redis.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
+        names: set[bytes] = set()
+        # anchored at the end or followed by ":" so "slack:T1" never matches "slack:T12"
+        for pattern in (f"*{tenant_id}", f"*{tenant_id}:*", f"*{key}"):
+            names.update(self.redis.scan_iter(match=pattern, count=1000))
+        if names:
+            self.redis.delete(*names)
+        return len(names)
+
+
+def _job_key(tenant_id: TenantId) -> str:
+    return tenant_id.replace(":", "_")
+

@@ -1,0 +1,38 @@
+"""The reconciler: re-enqueue work whose job was lost (Redis restart, killed worker).
+The database is the truth; enqueueing is idempotent (one live job per id)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from engine.runtime import Runtime
+from engine.storage.cross_tenant import stuck_executions, tenants_with_waiting_feedback
+from engine.storage.models import utcnow
+from engine.tools.lifecycle import tenants_due
+
+log = logging.getLogger(__name__)
+
+
+async def reconcile(rt: Runtime) -> dict[str, int]:
+    now = utcnow()
+    execution_ids = await stuck_executions(
+        rt.sessions,
+        pending_before=now - timedelta(seconds=rt.settings.pending_grace_s),
+        running_before=now - timedelta(seconds=rt.settings.stale_running_s),
+    )
+    tenants = await tenants_with_waiting_feedback(
+        rt.sessions, now - timedelta(seconds=rt.settings.evolve_quiet_s)
+    )
+    for execution_id in execution_ids:
+        await rt.queue.enqueue_execution(execution_id)
+    for tenant_id in tenants:
+        await rt.queue.enqueue_evolution(tenant_id)
+    # tools gone unused or failing: their review (under the tenant's lock) makes the move
+    tool_tenants = await tenants_due(rt, now)
+    for tenant_id in tool_tenants:
+        await rt.queue.enqueue_review(tenant_id)
+    if execution_ids or tenants or tool_tenants:
+        log.info("reconciler re-enqueued %d executions, %d evolutions, %d tool reviews",
+                 len(execution_ids), len(tenants), len(tool_tenants))
+    return {"executions": len(execution_ids), "evolutions": len(tenants)}

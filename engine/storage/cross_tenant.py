@@ -1,0 +1,130 @@
+"""The few queries that are not scoped to one tenant: the job plumbing that starts from an
+execution id, the reconciler's sweep over every tenant, and GDPR export/delete. Everything
+tenant-scoped goes through `TenantRepo` instead."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, inspect, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.storage.models import (
+    Agent,
+    AgentVersion,
+    Base,
+    Evolution,
+    Execution,
+    Feedback,
+    Label,
+    LabelMove,
+    Tenant,
+    Tool,
+    utcnow,
+)
+from engine.types import ExecutionStatus, TenantId
+
+Sessions = async_sessionmaker[AsyncSession]
+
+# children before parents, so foreign keys never block a delete
+TENANT_TABLES: list[type[Base]] = [
+    Feedback, Execution, Evolution, Tool, LabelMove, Label, AgentVersion, Agent,
+]
+
+
+async def claim_execution(sessions: Sessions, execution_id: int, stale_before: datetime) -> bool:
+    """Pending → running, or take over a run whose worker died. False: nothing to do."""
+    async with sessions() as session, session.begin():
+        result = await session.execute(
+            update(Execution)
+            .where(
+                Execution.id == execution_id,
+                or_(
+                    Execution.status == ExecutionStatus.PENDING,
+                    (Execution.status == ExecutionStatus.RUNNING)
+                    & (Execution.updated_at < stale_before),
+                ),
+            )
+            .values(
+                status=ExecutionStatus.RUNNING,
+                attempts=Execution.attempts + 1,
+                updated_at=utcnow(),
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def execution_tenant(sessions: Sessions, execution_id: int) -> TenantId | None:
+    async with sessions() as session:
+        return await session.scalar(select(Execution.tenant_id).where(Execution.id == execution_id))
+
+
+async def stuck_executions(
+    sessions: Sessions, *, pending_before: datetime, running_before: datetime
+) -> list[int]:
+    """Executions whose job was lost: pending too long, or running with a dead worker."""
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(Execution.id).where(
+                or_(
+                    (Execution.status == ExecutionStatus.PENDING)
+                    & (Execution.updated_at < pending_before),
+                    (Execution.status == ExecutionStatus.RUNNING)
+                    & (Execution.updated_at < running_before),
+                )
+            )
+        )
+        return list(rows)
+
+
+async def tenants_with_waiting_feedback(sessions: Sessions, quiet_before: datetime) -> list[str]:
+    """Tenants with live feedback no evolution used yet, quiet since `quiet_before`."""
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(Feedback.tenant_id).distinct().where(
+                Feedback.used_in_evolution.is_(None),
+                Feedback.retracted.is_(False),
+                Feedback.updated_at < quiet_before,
+            )
+        )
+        return list(rows)
+
+
+async def export_tenant_rows(sessions: Sessions, tenant_id: TenantId) -> dict[str, Any]:
+    """Every database row of one tenant, as JSON-ready data (raises LookupError if unknown)."""
+    tables: dict[str, Any] = {}
+    async with sessions() as session:
+        tenant = await session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise LookupError(f"no tenant {tenant_id!r}")
+        tables["tenants"] = [_row(tenant)]
+        for model in TENANT_TABLES:
+            rows = await session.scalars(
+                select(model).where(model.tenant_id == tenant_id)  # type: ignore[attr-defined]
+            )
+            tables[model.__tablename__] = [_row(r) for r in rows]
+    return tables
+
+
+async def delete_tenant_rows(sessions: Sessions, tenant_id: TenantId) -> dict[str, int]:
+    """Delete every row of one tenant; returns the count per table."""
+    counts: dict[str, int] = {}
+    async with sessions() as session, session.begin():
+        for model in TENANT_TABLES:
+            result = await session.execute(
+                delete(model).where(model.tenant_id == tenant_id)  # type: ignore[attr-defined]
+            )
+            counts[model.__tablename__] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        result = await session.execute(delete(Tenant).where(Tenant.id == tenant_id))
+        counts["tenants"] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return counts
+
+
+def _row(row: Base) -> dict[str, Any]:
+    mapper = inspect(type(row))
+    return {column.key: _plain(getattr(row, column.key)) for column in mapper.column_attrs}
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
