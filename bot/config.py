@@ -1,4 +1,4 @@
-"""Configuration: the only module that reads the environment (DESIGN §9)."""
+"""Configuration: the only module that reads the environment (see docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ def run(command: str, config: Config) -> int:
         return asyncio.run(serve(config))
     if command == "slack":
         return asyncio.run(slack_socket_mode(config))
-    if command == "telegram":  # Telegram (issue 4): long polling
+    if command == "telegram":  # Telegram: long polling
         from bot.telegram_process import telegram_polling
 
         return asyncio.run(telegram_polling(config))

@@ -55,7 +55,7 @@ async def platform_mounts(ctx: WebContext) -> list[WebMount]:
     mounts: list[WebMount] = []
     if ctx.config.slack_configured:
         mounts.append(await slack_mount(ctx))
-    if ctx.config.telegram_bot_token:  # Telegram (issue 4): /telegram/webhook
+    if ctx.config.telegram_bot_token:  # Telegram: /telegram/webhook
         mounts.append(telegram_mount(ctx))
     return mounts
 

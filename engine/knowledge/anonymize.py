@@ -1,6 +1,6 @@
 """Strip what identifies a person, a workspace or a chat from a learning.
 
-Only anonymized text may leave a tenant (DESIGN §8): shared learnings and
+Only anonymized text may leave a tenant: shared learnings and
 shared tool recipes are stored through `anonymize`. It is a best-effort
 scrubber built from explicit patterns, each replaced by a placeholder:
 

@@ -1,4 +1,4 @@
-"""The knowledge store (DESIGN §8): learnings, tool recipes and past objectives.
+"""The knowledge store: learnings, tool recipes and past objectives.
 
 Five chromadb collections:
 

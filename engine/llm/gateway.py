@@ -127,20 +127,13 @@ class LLMGateway:
                 f"real model request to {model!r} while model requests are forbidden"
             )
         kwargs: dict[str, Any] = {
-            "model": model,
-            "messages": messages,
-            "temperature": temperature,
-            "max_tokens": max_tokens,
-            "timeout": self.timeout_s,
-            "num_retries": self.num_retries,
-            "metadata": {"evobot_purpose": purpose},
+            "model": model, "messages": messages, "temperature": temperature,
+            "max_tokens": max_tokens, "timeout": self.timeout_s,
+            "num_retries": self.num_retries, "metadata": {"evobot_purpose": purpose},
         }
-        if tools:
-            kwargs["tools"] = tools
-        if response_format:
-            kwargs["response_format"] = response_format
-        if self.fallbacks:
-            kwargs["fallbacks"] = self.fallbacks
+        optional = {"tools": tools, "response_format": response_format,
+                    "fallbacks": self.fallbacks}
+        kwargs.update({key: value for key, value in optional.items() if value})
         try:
             # litellm has its own timeout; the outer one also bounds retries and local models.
             response = await asyncio.wait_for(
@@ -175,12 +168,8 @@ class LLMGateway:
         raw = ""
         for _attempt in range(2):
             reply = await self.complete(
-                model,
-                conversation,
-                purpose=purpose,
-                temperature=temperature,
-                response_format=response_format,
-                max_tokens=max_tokens,
+                model, conversation, purpose=purpose, temperature=temperature,
+                response_format=response_format, max_tokens=max_tokens,
             )
             usage.add(reply.usage)
             raw = reply.content
@@ -188,16 +177,18 @@ class LLMGateway:
                 return Structured(schema.model_validate_json(_json_part(raw)), usage, errors, raw)
             except (ValidationError, ValueError) as exc:
                 errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
-                conversation = [
-                    *messages,
-                    {"role": "assistant", "content": raw[:4000]},
-                    {
-                        "role": "user",
-                        "content": "That was not valid JSON for the schema. Error: "
-                        f"{errors[-1]}\nReply with only the corrected JSON object.",
-                    },
-                ]
+                conversation = _repair_request(messages, raw, errors[-1])
         return Structured(None, usage, errors, raw)
+
+
+def _repair_request(messages: list[dict[str, Any]], raw: str, error: str) -> list[dict[str, Any]]:
+    """The original request, the invalid answer, and what was wrong with it."""
+    return [
+        *messages,
+        {"role": "assistant", "content": raw[:4000]},
+        {"role": "user", "content": "That was not valid JSON for the schema. Error: "
+                                    f"{error}\nReply with only the corrected JSON object."},
+    ]
 
 
 def _json_part(text: str) -> str:

@@ -52,41 +52,40 @@ def launch(
             with open(os.path.join(workdir, name), "w", encoding="utf-8") as f:
                 f.write(text)
         out_path, err_path = os.path.join(logdir, "stdout"), os.path.join(logdir, "stderr")
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", "runner.py"],
-                cwd=workdir,
-                env={},
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-            timed_out = False
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                kill_group(proc.pid)
-                proc.wait()
+        returncode, timed_out = _run_runner(workdir, out_path, err_path, timeout_s)
         stdout, stdout_cut = _read_capped(out_path, output_limit)
         stderr, stderr_cut = _read_capped(err_path, output_limit)
-        result_path = os.path.join(workdir, "result.json")
-        result_text = None
-        if not timed_out and os.path.exists(result_path):
-            with open(result_path, encoding="utf-8", errors="replace") as f:
-                result_text = f.read()
-        return json.dumps(
-            {
-                "returncode": proc.returncode,
-                "timed_out": timed_out,
-                "stdout": stdout,
-                "stderr": stderr,
-                "truncated": stdout_cut or stderr_cut,
-                "result_text": result_text,
-            }
-        )
+        return json.dumps({
+            "returncode": returncode, "timed_out": timed_out, "stdout": stdout,
+            "stderr": stderr, "truncated": stdout_cut or stderr_cut,
+            "result_text": None if timed_out else _read_result(workdir),
+        })
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(logdir, ignore_errors=True)
+
+
+def _run_runner(workdir: str, out_path: str, err_path: str, timeout_s: float) -> tuple[int, bool]:
+    """Run the runner in its own session; kill the whole group when it ends or times out."""
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-B", "runner.py"], cwd=workdir, env={},
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+        )
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            kill_group(proc.pid)
+            proc.wait()
+    return proc.returncode, timed_out
+
+
+def _read_result(workdir: str) -> str | None:
+    result_path = os.path.join(workdir, "result.json")
+    if not os.path.exists(result_path):
+        return None
+    with open(result_path, encoding="utf-8", errors="replace") as f:
+        return f.read()

@@ -207,16 +207,9 @@ class LocalSandbox:
             open_files=self.max_open_files,
         )
 
-    async def _execute(
-        self, workdir: str, timeout_s: float, memory_mb: int, isolation: Isolation
-    ) -> Finished:
-        proc = await asyncio.create_subprocess_exec(
-            *isolation.prefix,
-            self.python,
-            "-I",
-            "-S",
-            "-B",
-            RUNNER_PATH,
+    async def _start(self, workdir: str, isolation: Isolation) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *isolation.prefix, self.python, "-I", "-S", "-B", RUNNER_PATH,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -230,6 +223,11 @@ class LocalSandbox:
             group=isolation.user,
             extra_groups=[] if isolation.user is not None else None,
         )
+
+    async def _execute(
+        self, workdir: str, timeout_s: float, memory_mb: int, isolation: Isolation
+    ) -> Finished:
+        proc = await self._start(workdir, isolation)
         stdout, stderr = CappedBuffer(self.output_limit), CappedBuffer(self.output_limit)
         readers = asyncio.gather(stdout.drain(proc.stdout), stderr.drain(proc.stderr))
         timed_out = False

@@ -1,4 +1,4 @@
-"""DESIGN §3's reaction map, shared by every platform."""
+"""The reaction → rating map, shared by every platform."""
 
 from __future__ import annotations
 
