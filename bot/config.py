@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,7 @@ class Config(BaseSettings):
     judge_model: str | None = Field(default=None, alias="JUDGE_MODEL")
     llm_timeout_s: float = Field(default=120.0, alias="LLM_TIMEOUT_S")
     llm_fallbacks: str = Field(default="", alias="LLM_FALLBACKS")
+    llm_tools: Literal["auto", "on", "off"] = Field(default="auto", alias="LLM_TOOLS")
     slack_bot_token: str | None = Field(default=None, alias="SLACK_BOT_TOKEN")
     slack_signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     slack_app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
@@ -81,6 +83,7 @@ class Config(BaseSettings):
             evolver_model=self.evolver_model,
             judge_model=self.judge_model,
             llm_timeout_s=self.llm_timeout_s,
+            llm_tools=self.llm_tools,
             llm_fallbacks=[m.strip() for m in self.llm_fallbacks.split(",") if m.strip()],
             evolve_after_ratings=self.evolve_after_ratings,
             job_retry_intervals=[

@@ -78,7 +78,7 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
         result = await run_agent(
             rt.gateway, version, row.objective, toolbox=toolbox, history=job.history,
             lessons=await _lessons(rt, row.tenant_id, row.objective),
-            max_steps=rt.settings.max_steps,
+            max_steps=rt.settings.max_steps, tool_mode=rt.settings.llm_tools,
         )
     except LLMError as exc:
         await _failed_attempt(rt, row, exc, final_attempt)

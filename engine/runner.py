@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.llm.gateway import LLMGateway, ToolCall, Usage, supports_tools
+from engine.llm.gateway import LLMGateway, ToolCall, Usage, tool_use
 from engine.prompt import render
 from engine.tools.box import ToolBox
 from engine.types import AgentVersionView
@@ -53,11 +53,12 @@ async def run_agent(
     max_steps: int = 5,
     purpose: str = "execute",
     max_tokens: int = 600,
+    tool_mode: str = "auto",
 ) -> RunResult:
     """Answer `objective`. Raises LLMError on infrastructure failures (never learned from)."""
     start = time.perf_counter()
     messages = build_messages(version, objective, history or [], lessons or [])
-    tools = toolbox.schemas() if supports_tools(version.model) else []
+    tools = toolbox.schemas() if tool_use(version.model, tool_mode).offered else []
     result = RunResult(output="")
     for step in range(max_steps):
         offered = tools if step < max_steps - 1 else []  # the last step must answer

@@ -11,6 +11,7 @@ class EngineSettings(BaseModel):
     judge_model: str | None = None
     temperature: float = 0.2
     max_steps: int = 5
+    llm_tools: str = "auto"  # auto | on | off: offer tools in function-calling form
     llm_timeout_s: float = 60.0
     llm_retries: int = 1
     llm_fallbacks: list[str] = []

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -86,12 +86,30 @@ def _is_offline_model(model: str) -> bool:
     return model.startswith(f"{providers.SCRIPTED}/")
 
 
-def supports_tools(model: str) -> bool:
-    """Whether to offer tools in function-calling form (else: a plain completion)."""
-    if model.startswith(f"{providers.SCRIPTED}/"):
-        return True
-    if model.startswith(f"{providers.LOCAL}/"):
-        return False  # SmolLM2-135M can't call functions reliably
+class ToolUse(NamedTuple):
+    offered: bool
+    reason: str
+
+
+def tool_use(model: str, mode: str = "auto") -> ToolUse:
+    """Whether to offer tools in function-calling form (else: a plain completion), and why.
+    `mode` is LLM_TOOLS: `on` offers them to any model, `off` to none, `auto` asks the
+    capability map (ours for our providers, litellm's for the rest)."""
+    if mode == "on":
+        return ToolUse(True, "LLM_TOOLS=on")
+    if mode == "off":
+        return ToolUse(False, "LLM_TOOLS=off")
+    if _capable(model):
+        return ToolUse(True, f"{model} calls functions")
+    return ToolUse(False, f"{model} isn't listed as able to call functions; "
+                          "LLM_TOOLS=on offers tools to it anyway")
+
+
+def _capable(model: str) -> bool:
+    providers.register()  # our providers' scripts declare their capabilities on registration
+    ours = providers.function_calling(model)
+    if ours is not None:
+        return ours
     try:
         return bool(litellm.supports_function_calling(model=model))
     except Exception:

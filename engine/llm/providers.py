@@ -27,3 +27,15 @@ def register() -> None:
         {"provider": SCRIPTED, "custom_handler": ScriptedLLM()},
     ]
     _registered = True
+
+
+def function_calling(model: str) -> bool | None:
+    """What our own providers say about function calling; None for every other model."""
+    provider, _, name = model.partition("/")
+    if provider == LOCAL:
+        return False  # SmolLM2-135M can't call functions reliably
+    if provider == SCRIPTED:
+        from engine.llm.scripted import FUNCTION_CALLING
+
+        return name in FUNCTION_CALLING
+    return None

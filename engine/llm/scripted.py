@@ -68,8 +68,17 @@ SCRIPTS: dict[str, Script] = {}
 CALLS: list[ScriptedRequest] = []  # every request, for assertions
 
 
-def register_script(name: str, script: Script) -> None:
+# scripts that stand for a model litellm would list as function-calling; one registered
+# without it stands for a self-hosted model litellm knows nothing about
+FUNCTION_CALLING: set[str] = set()
+
+
+def register_script(name: str, script: Script, *, function_calling: bool = True) -> None:
     SCRIPTS[name] = script
+    if function_calling:
+        FUNCTION_CALLING.add(name)
+    else:
+        FUNCTION_CALLING.discard(name)
 
 
 class ScriptedLLM(CustomLLM):

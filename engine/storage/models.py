@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -90,6 +91,8 @@ class Label(Base):
     tenant_id: Mapped[str] = mapped_column(String(200), index=True)
     version: Mapped[int] = mapped_column(Integer)
     moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # canary only: users it always serves (whoever asked for the change), beside the share
+    audience: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class LabelMove(Base):
@@ -133,6 +136,8 @@ class Execution(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     answer_channel_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     answer_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # cosine distance to the nearest objective this tenant had before (None: not measured)
+    novelty: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -155,6 +160,9 @@ class Feedback(Base):
     user_id: Mapped[str] = mapped_column(String(200))
     rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    category: Mapped[str | None] = mapped_column(String(20), nullable=True)  # FeedbackCategory
+    suggestion: Mapped[str | None] = mapped_column(Text, nullable=True)
+    from_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     source: Mapped[str] = mapped_column(String(20))
     retracted: Mapped[bool] = mapped_column(Boolean, default=False)
     used_in_evolution: Mapped[int | None] = mapped_column(Integer, nullable=True)

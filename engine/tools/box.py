@@ -12,22 +12,13 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from engine.ports import Sandbox
 
 PYTHON_TOOL = "python"
 FUNCTION = "function"
 SUBAGENT = "subagent"
-
-
-class SandboxLike(Protocol):
-    async def run(
-        self,
-        code: str,
-        *,
-        inputs: dict[str, Any] | None = None,
-        timeout_s: float = 5.0,
-        memory_mb: int = 256,
-    ) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -89,7 +80,7 @@ class ToolBox:
     def __init__(
         self,
         tools: list[ToolSpec],
-        sandbox: SandboxLike | None,
+        sandbox: Sandbox | None,
         *,
         timeout_s: float = 5.0,
         run_subagent: SubagentRunner | None = None,
