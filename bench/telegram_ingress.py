@@ -69,8 +69,8 @@ def _serve(port: int) -> None:
 
 
 def _updates(count: int, chats: int, seed: int, first_id: int) -> list[tuple[str, dict[str, Any]]]:
-    from tests.adapters.telegram import updates as u
-    from tests.adapters.telegram.double import BOT_USERNAME
+    from doubles import telegram as u
+    from doubles.telegram import BOT_USERNAME
 
     rng = random.Random(seed)
     out: list[tuple[str, dict[str, Any]]] = []
@@ -157,7 +157,7 @@ def _pct(values: list[float], p: float) -> float:
 
 
 async def bench(args: argparse.Namespace) -> None:
-    from tests.adapters.telegram.double import TOKEN, BotApiDouble, free_port
+    from doubles.telegram import TOKEN, BotApiDouble, free_port
 
     console = Console()
     double = await BotApiDouble().start()

@@ -22,8 +22,11 @@ def make_notifier(config: Config) -> NotifierRouter:
         router.register("slack", make_slack_notifier(config))
     if config.telegram_bot_token:
         from adapters.telegram.notifier import TelegramNotifier
+        from bot.wiring import connect_redis
 
-        router.register("telegram", TelegramNotifier.from_config(config))
+        # pacing per chat is shared with every other process through Redis
+        redis = connect_redis(config).asyncio_client()
+        router.register("telegram", TelegramNotifier.from_config(config, redis))
     return router
 
 

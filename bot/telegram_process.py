@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 async def telegram_polling(config: Config) -> int:
-    from adapters.telegram.app import RedisDedup, run_polling
+    from adapters.telegram.app import run_polling
     from adapters.telegram.client import TelegramSettings
     from bot.platforms import make_notifier
     from bot.wiring import build_runtime, close_runtime, connect_redis
@@ -35,13 +35,12 @@ async def telegram_polling(config: Config) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    dedup_client = redis.asyncio_client()
+    shared = redis.asyncio_client()  # update dedup and per-chat pacing, with every process
     try:
-        await run_polling(settings, EvobotService(runtime), stop=stop,
-                          dedup=RedisDedup(dedup_client))
+        await run_polling(settings, EvobotService(runtime), stop=stop, redis=shared)
     finally:
         if embedded is not None:
             embedded.stop()
-        await dedup_client.aclose()
+        await shared.aclose()
         await close_runtime(runtime)
     return 0

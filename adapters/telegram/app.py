@@ -1,10 +1,11 @@
 """The Telegram ingress: a python-telegram-bot v22 Application whose handlers convert updates
-(convert.py) and call the engine service; served by long polling (`evobot telegram`) or by
-the `/telegram/webhook` route of `evobot serve`.
+(inbound.py), call the engine service and render the replies (outbound.py); served by long
+polling (`evobot telegram`) or by the `/telegram/webhook` route of `evobot serve`.
 
 Handler groups: -1 claims the update_id (a repeated update is handled once), 0 does the work
 (messages, callback queries, reactions), 1 confirms the claim; the error handler releases it
 so Telegram's redelivery is processed, and the webhook answers 500 to ask for that redelivery.
+The claims live in Redis (adapters.common.dedup) so every web or polling process shares them.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple
 
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from telegram import (
     BotCommand,
+    CallbackQuery,
     Chat,
     ForceReply,
     Message,
@@ -43,28 +46,31 @@ from telegram.ext import (
     filters,
 )
 
-from adapters.telegram.client import ChatPacer, Sender, TelegramSettings, rate_limiter
-from adapters.telegram.convert import (
+from adapters.common.dedup import Dedup, MemoryDedup, RedisDedup
+from adapters.common.pacing import NoPacing
+from adapters.telegram.client import Pacer, Sender, TelegramSettings, chat_pacer, rate_limiter
+from adapters.telegram.inbound import (
+    PLATFORM,
     ActionCallback,
     BotIdentity,
-    Chunk,
     CommentCallback,
     RateCallback,
     command_from_message,
     comment_from_reply,
-    comment_prompt,
-    document_keyboard,
-    escape,
     feedback_from_reaction,
     objective_from_message,
     parse_callback,
+    tenant_of,
+    topic_of,
+)
+from adapters.telegram.outbound import (
+    comment_prompt,
+    document_keyboard,
+    done_note,
     render_document,
     render_text,
-    tenant_of,
-    thread_of,
-    utf16_len,
 )
-from engine.commands import needs_admin
+from engine.commands import Command, listed, needs_admin
 from engine.service import EvobotService
 from engine.types import FeedbackSource, InboundCommand, InboundFeedback
 
@@ -74,127 +80,88 @@ ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTIO
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1 << 20
-
-COMMANDS = [
-    BotCommand("status", "Version, ratings per version, tools, evolution state"),
-    BotCommand("history", "Recent versions and what changed them"),
-    BotCommand("diff", "Prompt diff between versions: /diff [a] [b]"),
-    BotCommand("rollback", "Make an earlier version active (admins)"),
-    BotCommand("tools", "The agent's tools and their stats"),
-    BotCommand("pause", "Stop self-evolution (admins)"),
-    BotCommand("resume", "Restart self-evolution (admins)"),
-    BotCommand("privacy", "isolated | federated | collective (admins)"),
-    BotCommand("help", "What I can do"),
-]
 ACTION_DONE = {"rollback": "Rolled back", "apply": "Applied", "dismiss": "Dismissed"}
+STALE_BUTTON = "This button is no longer active."
+
+Context = ContextTypes.DEFAULT_TYPE
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
 
-# --- once-only update handling --------------------------------------------------------
+# --- the command menu -----------------------------------------------------------------------
+
+_MENU_NAME = re.compile(r"^[a-z0-9_]{1,32}$")  # what setMyCommands accepts
+_MENU_DESCRIPTION_MAX = 256
 
 
-class UpdateDedup(Protocol):
-    """Claims an update_id before handling it; confirmed after, released on failure."""
-
-    async def claim(self, update_id: int) -> bool: ...
-
-    async def confirm(self, update_id: int) -> None: ...
-
-    async def release(self, update_id: int) -> None: ...
+def _menu_description(command: Command) -> str:
+    summary = command.summary[:1].upper() + command.summary[1:]
+    text = f"{summary}: /{command.usage}" if command.args else summary
+    return text[:_MENU_DESCRIPTION_MAX] or command.name
 
 
-class MemoryDedup:
-    """One process's memory of recent update ids (bounded)."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._seen: OrderedDict[int, None] = OrderedDict()
-
-    async def claim(self, update_id: int) -> bool:
-        if update_id in self._seen:
-            return False
-        self._seen[update_id] = None
-        while len(self._seen) > self.size:
-            self._seen.popitem(last=False)
-        return True
-
-    async def confirm(self, update_id: int) -> None:
-        return None
-
-    async def release(self, update_id: int) -> None:
-        self._seen.pop(update_id, None)
-
-
-class RedisDedup:
-    """Shared by every web/polling process: SET NX with a short claim TTL (a process that dies
-    mid-update lets the redelivery through), extended once handled."""
-
-    def __init__(
-        self, redis: Any, *, namespace: str = "telegram", claim_ttl_s: int = 120,
-        keep_ttl_s: int = 86_400,
-    ) -> None:
-        self.redis = redis  # a redis.asyncio.Redis
-        self.namespace = namespace
-        self.claim_ttl_s = claim_ttl_s
-        self.keep_ttl_s = keep_ttl_s
-
-    def _key(self, update_id: int) -> str:
-        return f"evobot:{self.namespace}:update:{update_id}"
-
-    async def claim(self, update_id: int) -> bool:
-        return bool(await self.redis.set(self._key(update_id), b"1", nx=True,
-                                         ex=self.claim_ttl_s))
-
-    async def confirm(self, update_id: int) -> None:
-        await self.redis.expire(self._key(update_id), self.keep_ttl_s)
-
-    async def release(self, update_id: int) -> None:
-        await self.redis.delete(self._key(update_id))
+def bot_commands() -> list[BotCommand]:
+    """The setMyCommands menu: the engine's listed commands, in their order."""
+    return [BotCommand(c.name, _menu_description(c)) for c in listed()
+            if _MENU_NAME.match(c.name)]
 
 
 # --- the ingress --------------------------------------------------------------------------
 
 
-Context = ContextTypes.DEFAULT_TYPE
+class CallbackAnswer(NamedTuple):
+    """What answerCallbackQuery shows: a toast, or an alert the user must dismiss."""
+
+    text: str | None
+    alert: bool = False
+
+
+def build_application(settings: TelegramSettings, *, polling: bool) -> AnyApplication:
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(settings.base_url)
+        .base_file_url(settings.base_file_url)
+        .rate_limiter(rate_limiter(settings))
+        .connection_pool_size(64)
+    )
+    if not polling:
+        builder = builder.updater(None)
+    return builder.build()
 
 
 class TelegramIngress:
-    """Builds the Application and holds its handlers (match in convert.py, run here)."""
+    """Holds the Application and its handlers (matching in inbound.py, rendering in
+    outbound.py, the engine's work in the service)."""
 
     def __init__(
         self,
         service: EvobotService,
         settings: TelegramSettings,
         *,
-        dedup: UpdateDedup | None = None,
+        dedup: Dedup | None = None,
+        pacer: Pacer | None = None,
         reaction_table: Mapping[str, int] | None = None,
         polling: bool = False,
     ) -> None:
         self.service = service
         self.settings = settings
-        self.dedup: UpdateDedup = dedup or MemoryDedup()
+        self.dedup: Dedup = dedup or MemoryDedup()
         self.reaction_table = reaction_table
         self.failed: set[int] = set()  # webhook mode: update ids whose handling failed
         self._track_failures = not polling
-        builder = (
-            ApplicationBuilder()
-            .token(settings.token)
-            .base_url(settings.base_url)
-            .base_file_url(settings.base_file_url)
-            .rate_limiter(rate_limiter(settings))
-            .connection_pool_size(64)
-        )
-        if not polling:
-            builder = builder.updater(None)
-        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
-        self.sender = Sender(self.application.bot, ChatPacer(settings.chat_interval_s))
+        self.application = build_application(settings, polling=polling)
+        self.sender = Sender(self.application.bot, pacer or NoPacing())
         self._me: BotIdentity | None = None
         self._add_handlers()
 
     @property
+    def bot(self) -> Any:
+        return self.application.bot
+
+    @property
     def me(self) -> BotIdentity:
         if self._me is None:
-            bot = self.application.bot
-            self._me = BotIdentity(id=bot.id, username=bot.username)
+            self._me = BotIdentity(id=self.bot.id, username=self.bot.username)
         return self._me
 
     def _add_handlers(self) -> None:
@@ -215,33 +182,31 @@ class TelegramIngress:
         app.add_error_handler(self._on_error)
 
     async def startup(self) -> None:
-        """initialize() (getMe) and register the commands; failures to register are logged."""
+        """initialize() (getMe) and register the command menu; failing to register is logged
+        (typed commands still work)."""
         await self.application.initialize()
         _ = self.me
         try:
-            await self.application.bot.set_my_commands(COMMANDS)
+            await self.bot.set_my_commands(bot_commands())
         except TelegramError:
             log.exception("setMyCommands failed; commands still work when typed")
 
     # --- dedup and errors ---------------------------------------------------------------
 
     async def _claim(self, update: Update, context: Context) -> None:
-        if not await self.dedup.claim(update.update_id):
+        if not await self.dedup.claim(str(update.update_id)):
             log.info("update %s was already handled", update.update_id)
             raise ApplicationHandlerStop
 
     async def _confirm(self, update: Update, context: Context) -> None:
-        await self.dedup.confirm(update.update_id)
+        await self.dedup.confirm(str(update.update_id))
 
     async def _on_error(self, update: object, context: Context) -> None:
         log.error("handling update failed", exc_info=context.error)
         if isinstance(update, Update):
             if self._track_failures:
                 self.failed.add(update.update_id)
-            try:
-                await self.dedup.release(update.update_id)
-            except Exception:
-                log.exception("could not release update %s", update.update_id)
+            await self.dedup.release(str(update.update_id))
         raise ApplicationHandlerStop
 
     # --- messages -----------------------------------------------------------------------------
@@ -263,31 +228,40 @@ class TelegramIngress:
             await self.service.handle_message(objective)
 
     async def _command(self, message: Message, command: InboundCommand) -> None:
-        if needs_admin(command) and not command.is_admin:
-            command = command.model_copy(
-                update={"is_admin": await self.is_admin(message.chat, command.user_id)}
-            )
-        reply = await self.service.handle_command(command)
-        document = reply.document
+        command = await self._with_admin_rights(message.chat, command)
+        document = (await self.service.handle_command(command)).document
         await self.sender.send(
-            message.chat.id, render_document(document), thread_id=_topic(message),
+            message.chat.id, render_document(document), thread_id=topic_of(message),
             reply_to=message.message_id, markup=document_keyboard(document.buttons),
         )
 
     async def _comment(self, message: Message, comment: InboundFeedback) -> None:
+        """✍ on the comment once recorded; a text reply when that fails or it wasn't."""
         result = await self.service.handle_feedback(comment)
-        if result.recorded:
-            try:
-                await self.application.bot.set_message_reaction(
-                    message.chat.id, message.message_id, ReactionEmoji.WRITING_HAND
-                )
-                return
-            except TelegramError:
-                log.info("could not react to the comment; acknowledging in text")
+        if result.recorded and await self._react(message, ReactionEmoji.WRITING_HAND):
+            return
         await self.sender.send(
-            message.chat.id, render_text(result.message), thread_id=_topic(message),
+            message.chat.id, render_text(result.message), thread_id=topic_of(message),
             reply_to=message.message_id,
         )
+
+    async def _react(self, message: Message, emoji: ReactionEmoji) -> bool:
+        try:
+            await self.bot.set_message_reaction(message.chat.id, message.message_id, emoji)
+        except TelegramError:
+            log.info("could not react to message %s in %s", message.message_id, message.chat.id)
+            return False
+        return True
+
+    # --- admin rights -----------------------------------------------------------------------
+
+    async def _with_admin_rights(self, chat: Chat, command: InboundCommand) -> InboundCommand:
+        """The command with is_admin settled by Telegram, when the engine's registry says the
+        call needs it (and the caller isn't known to be an admin already)."""
+        if command.is_admin or not needs_admin(command):
+            return command
+        is_admin = await self.is_admin(chat, command.user_id)
+        return command.model_copy(update={"is_admin": is_admin})
 
     async def is_admin(self, chat: Chat, user_id: str) -> bool:
         """Private chats belong to their user; in groups ask getChatMember."""
@@ -296,7 +270,7 @@ class TelegramIngress:
         if not user_id.isdigit():
             return False
         try:
-            member = await self.application.bot.get_chat_member(chat.id, int(user_id))
+            member = await self.bot.get_chat_member(chat.id, int(user_id))
         except TelegramError:
             log.warning("getChatMember failed for %s in %s", user_id, chat.id, exc_info=True)
             return False
@@ -320,57 +294,62 @@ class TelegramIngress:
         query = update.callback_query
         if query is None:
             return
-        text: str | None = None
-        alert = False
         try:
-            text, alert = await self._callback(update)
+            answer = await self._callback(query)
         except Exception:
-            await _answer(query, "Something went wrong; please try again.", True)
+            await _answer(query, CallbackAnswer("Something went wrong; please try again.", True))
             raise
-        await _answer(query, text, alert)
+        await _answer(query, answer)
 
-    async def _callback(self, update: Update) -> tuple[str | None, bool]:
-        query = update.callback_query
-        assert query is not None
+    async def _callback(self, query: CallbackQuery) -> CallbackAnswer:
         parsed = parse_callback(query.data)
         if parsed is None or query.message is None:
-            return "This button is no longer active.", False
-        chat, user = query.message.chat, query.from_user
-        # an old message can be "inaccessible": ratings still work, edits and replies don't
-        message = query.message if isinstance(query.message, Message) else None
-        tenant_id = tenant_of(chat.id)
+            return CallbackAnswer(STALE_BUTTON)
         if isinstance(parsed, RateCallback):
-            result = await self.service.handle_feedback(
-                InboundFeedback(tenant_id=tenant_id, user_id=str(user.id),
-                                source=FeedbackSource.BUTTON, rating=parsed.rating,
-                                execution_id=parsed.execution_id)
-            )
-            return result.message, not result.recorded
+            return await self._rate(query, parsed)
         if isinstance(parsed, CommentCallback):
-            prompt = comment_prompt(parsed.execution_id, user.id, user.first_name)
-            await self.sender.send_one(
-                chat.id, prompt, thread_id=_topic(message) if message else None,
-                reply_to=query.message.message_id,
-                markup=ForceReply(selective=True, input_field_placeholder="Your comment"),
-            )
-            return "Reply to my message with your comment.", False
-        assert isinstance(parsed, ActionCallback)
-        is_admin = await self.is_admin(chat, str(user.id))
-        reply = await self.service.handle_command(
-            InboundCommand(tenant_id=tenant_id, user_id=str(user.id), name=parsed.action,
-                           args=[parsed.value] if parsed.value else [],
-                           channel_id=str(chat.id), is_admin=is_admin)
+            return await self._ask_comment(query, parsed)
+        return await self._act(query, parsed)
+
+    async def _rate(self, query: CallbackQuery, rate: RateCallback) -> CallbackAnswer:
+        assert query.message is not None
+        result = await self.service.handle_feedback(InboundFeedback(
+            tenant_id=tenant_of(query.message.chat.id), user_id=str(query.from_user.id),
+            source=FeedbackSource.BUTTON, rating=rate.rating, execution_id=rate.execution_id,
+        ))
+        return CallbackAnswer(result.message, alert=not result.recorded)
+
+    async def _ask_comment(self, query: CallbackQuery, ask: CommentCallback) -> CallbackAnswer:
+        """A ForceReply prompt mentioning the user; their reply is the comment."""
+        assert query.message is not None
+        user = query.from_user
+        message = _accessible(query)
+        await self.sender.send_one(
+            query.message.chat.id, comment_prompt(ask.execution_id, user.id, user.first_name),
+            thread_id=topic_of(message) if message else None,
+            reply_to=query.message.message_id,
+            markup=ForceReply(selective=True, input_field_placeholder="Your comment"),
         )
-        if reply.ok and parsed.action in ACTION_DONE and message is not None:
-            await self._mark_done(message, f"{ACTION_DONE[parsed.action]} by {user.full_name}")
-        return reply.document.summary[:200], not reply.ok
+        return CallbackAnswer("Reply to my message with your comment.")
+
+    async def _act(self, query: CallbackQuery, action: ActionCallback) -> CallbackAnswer:
+        """A document's button: the engine command it names, by whoever pressed it."""
+        assert query.message is not None
+        chat, user = query.message.chat, query.from_user
+        command = await self._with_admin_rights(chat, InboundCommand(
+            tenant_id=tenant_of(chat.id), user_id=str(user.id), name=action.action,
+            args=[action.value] if action.value else [], channel_id=str(chat.id),
+        ))
+        reply = await self.service.handle_command(command)
+        message = _accessible(query)
+        if reply.ok and action.action in ACTION_DONE and message is not None:
+            await self._mark_done(message, f"{ACTION_DONE[action.action]} by {user.full_name}")
+        return CallbackAnswer(reply.document.summary[:200], alert=not reply.ok)
 
     async def _mark_done(self, message: Message, note: str) -> None:
         """Drop the buttons of an announcement once acted on, saying who did what."""
-        html_text = message.text_html if message.text else ""
-        chunk = Chunk(html=f"{html_text}\n\n<i>✔ {escape(note)}</i>",
-                      plain=f"{message.text or ''}\n\n✔ {note}")
-        if utf16_len(chunk.html) > 4096:
+        chunk = done_note(message.text_html if message.text else "", message.text or "", note)
+        if chunk is None:
             return
         try:
             await self.sender.edit(message.chat.id, message.message_id, chunk, None)
@@ -378,14 +357,16 @@ class TelegramIngress:
             log.info("could not update the announcement", exc_info=True)
 
 
-def _topic(message: Message) -> int | None:
-    thread = thread_of(message)
-    return int(thread) if thread else None
+def _accessible(query: CallbackQuery) -> Message | None:
+    """The pressed message, unless Telegram sent it as "inaccessible" (too old): ratings still
+    work then, edits and topic replies don't."""
+    return query.message if isinstance(query.message, Message) else None
 
 
-async def _answer(query: Any, text: str | None, alert: bool) -> None:
+async def _answer(query: CallbackQuery, answer: CallbackAnswer) -> None:
     try:
-        await query.answer(text=text[:200] if text else None, show_alert=alert)
+        await query.answer(text=answer.text[:200] if answer.text else None,
+                           show_alert=answer.alert)
     except TelegramError:
         log.warning("answerCallbackQuery failed", exc_info=True)
 
@@ -394,6 +375,31 @@ async def _answer(query: Any, text: str | None, alert: bool) -> None:
 
 
 ServiceSource = EvobotService | Callable[[], EvobotService]
+
+
+class _Rejected(Exception):
+    """A webhook request answered without handling it."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+def _refusal(status: int, error: str) -> _Rejected:
+    return _Rejected(JSONResponse({"ok": False, "error": error}, status_code=status))
+
+
+async def _read_update(request: Request) -> dict[str, Any]:
+    """The request's JSON when it looks like an update (400 otherwise)."""
+    if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        raise _Rejected(Response("too large", status_code=413))
+    try:
+        data = json.loads(await request.body())
+    except ValueError:
+        raise _refusal(400, "invalid JSON") from None
+    if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+        raise _refusal(400, "not an update")
+    return data
 
 
 class TelegramWebhook:
@@ -406,13 +412,15 @@ class TelegramWebhook:
         settings: TelegramSettings,
         service: ServiceSource,
         *,
-        dedup: UpdateDedup | Callable[[], UpdateDedup] | None = None,
+        dedup: Dedup | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.settings = settings
         self._service = service
         self._dedup = dedup
+        self._pacer = pacer
         self._ingress: TelegramIngress | None = None
-        self._lock: asyncio.Lock | None = None
+        self._lock = asyncio.Lock()
         # the web process's mount protocol: `routes` plus startup()/shutdown()
         self.routes: list[BaseRoute] = [self.route()]
         if not settings.webhook_secret:
@@ -432,31 +440,35 @@ class TelegramWebhook:
         except Exception:
             log.exception("Telegram startup failed; retrying on the first update")
 
-    async def start(self) -> None:
-        """Build and initialize the Application, register commands and (when a public URL is
-        configured) the webhook. Once; raises when the Bot API can't be reached."""
+    async def start(self) -> TelegramIngress:
+        """Build and start the ingress once; raises when the Bot API can't be reached."""
         if self._ingress is not None:
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
+            return self._ingress
         async with self._lock:
-            if self._ingress is not None:
-                return
-            service = self._service if isinstance(self._service, EvobotService) else (
-                self._service()
+            if self._ingress is None:
+                self._ingress = await self._boot()
+            return self._ingress
+
+    async def _boot(self) -> TelegramIngress:
+        """initialize (getMe), the command menu and (when a public URL is configured) the
+        webhook registration."""
+        service = self._service if isinstance(self._service, EvobotService) else (
+            self._service()
+        )
+        ingress = TelegramIngress(service, self.settings, dedup=self._dedup, pacer=self._pacer)
+        await ingress.startup()
+        if self.settings.webhook_url:
+            await self._register(ingress)
+        return ingress
+
+    async def _register(self, ingress: TelegramIngress) -> None:
+        try:
+            await ingress.bot.set_webhook(
+                self.settings.webhook_url, secret_token=self.settings.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
             )
-            dedup = self._dedup() if callable(self._dedup) else self._dedup
-            ingress = TelegramIngress(service, self.settings, dedup=dedup)
-            await ingress.startup()
-            if self.settings.webhook_url:
-                try:
-                    await ingress.application.bot.set_webhook(
-                        self.settings.webhook_url, secret_token=self.settings.webhook_secret,
-                        allowed_updates=ALLOWED_UPDATES,
-                    )
-                except TelegramError:
-                    log.exception("setWebhook failed")
-            self._ingress = ingress
+        except TelegramError:
+            log.exception("setWebhook failed")
 
     async def shutdown(self) -> None:
         if self._ingress is not None:
@@ -471,51 +483,66 @@ class TelegramWebhook:
         return hmac.compare_digest(given.encode(), secret.encode())
 
     async def endpoint(self, request: Request) -> Response:
-        if not self._authorized(request):
-            return Response("forbidden", status_code=403)
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            return Response("too large", status_code=413)
         try:
-            data = json.loads(await request.body())
-        except ValueError:
-            return JSONResponse({"ok": False, "error": "invalid JSON"}, status_code=400)
-        if not isinstance(data, dict) or type(data.get("update_id")) is not int:
-            return JSONResponse({"ok": False, "error": "not an update"}, status_code=400)
+            if not self._authorized(request):
+                raise _Rejected(Response("forbidden", status_code=403))
+            data = await _read_update(request)
+            ingress = await self._started()
+            update = _parse_update(data, ingress)
+        except _Rejected as rejected:
+            return rejected.response
+        return await _process(ingress, update)
+
+    async def _started(self) -> TelegramIngress:
         try:
-            await self.start()
+            return await self.start()
         except Exception:
             log.exception("Telegram startup failed; answering 503 so Telegram retries")
-            return JSONResponse({"ok": False, "error": "starting"}, status_code=503)
-        ingress = self._ingress
-        assert ingress is not None
-        try:
-            update = Update.de_json(data, ingress.application.bot)
-        except Exception as exc:
-            log.warning("malformed update %s: %s", data.get("update_id"), exc)
-            return JSONResponse({"ok": False, "error": "malformed update"}, status_code=400)
-        started = time.perf_counter()
-        await ingress.application.process_update(update)
-        if update.update_id in ingress.failed:
-            ingress.failed.discard(update.update_id)
-            return JSONResponse({"ok": False, "error": "handling failed"}, status_code=500)
-        log.debug("update %s handled in %.1f ms", update.update_id,
-                  (time.perf_counter() - started) * 1000)
-        return Response(status_code=200)
+            raise _refusal(503, "starting") from None
 
     def route(self, path: str = WEBHOOK_PATH) -> Route:
         return Route(path, self.endpoint, methods=["POST"], name="telegram_webhook")
 
 
-def webhook_mount(config: Any, service: ServiceSource, redis: Any = None) -> TelegramWebhook:
+def _parse_update(data: dict[str, Any], ingress: TelegramIngress) -> Update:
+    try:
+        update = Update.de_json(data, ingress.bot)
+    except Exception as exc:
+        log.warning("malformed update %s: %s", data.get("update_id"), exc)
+        raise _refusal(400, "malformed update") from None
+    if update is None:
+        raise _refusal(400, "malformed update")
+    return update
+
+
+async def _process(ingress: TelegramIngress, update: Update) -> Response:
+    """200 once handled; 500 when handling failed, so Telegram delivers it again."""
+    started = time.perf_counter()
+    await ingress.application.process_update(update)
+    if update.update_id in ingress.failed:
+        ingress.failed.discard(update.update_id)
+        return JSONResponse({"ok": False, "error": "handling failed"}, status_code=500)
+    log.debug("update %s handled in %.1f ms", update.update_id,
+              (time.perf_counter() - started) * 1000)
+    return Response(status_code=200)
+
+
+def shared_dedup(redis: Redis | None) -> Dedup | None:
+    """Update-id claims shared by every process through Redis (None: each process its own)."""
+    return RedisDedup(redis, namespace=PLATFORM) if redis is not None else None
+
+
+def webhook_mount(config: Any, service: ServiceSource, redis: Redis | None = None
+                  ) -> TelegramWebhook:
     """The web process's Telegram mount from a bot.config.Config-like object: the route,
     startup() (getMe, setMyCommands, setWebhook when TELEGRAM_WEBHOOK_URL is set) and
-    shutdown(). `redis` (a redis.asyncio client) makes update dedup shared by all web
-    processes; without it each process remembers its own."""
+    shutdown(). `redis` (a redis.asyncio client) shares update dedup and per-chat pacing with
+    every other process; without it each process has its own dedup and no pacing."""
     settings = TelegramSettings.from_config(config)
     if settings is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    return TelegramWebhook(settings, service,
-                           dedup=RedisDedup(redis) if redis is not None else None)
+    return TelegramWebhook(settings, service, dedup=shared_dedup(redis),
+                           pacer=chat_pacer(settings, redis))
 
 
 # --- long polling (`evobot telegram`) ------------------------------------------------------
@@ -526,27 +553,37 @@ async def run_polling(
     service: EvobotService,
     *,
     stop: asyncio.Event,
-    dedup: UpdateDedup | None = None,
+    redis: Redis | None = None,
     ready: asyncio.Event | None = None,
 ) -> None:
-    """getUpdates long polling until `stop` is set; deleteWebhook happens at bootstrap."""
-    ingress = TelegramIngress(service, settings, dedup=dedup, polling=True)
-    app = ingress.application
+    """getUpdates long polling until `stop` is set; deleteWebhook happens at bootstrap.
+    `redis` shares update dedup and per-chat pacing with the other processes."""
+    ingress = TelegramIngress(service, settings, dedup=shared_dedup(redis),
+                              pacer=chat_pacer(settings, redis), polling=True)
     await ingress.startup()
     try:
-        assert app.updater is not None
-        await app.updater.start_polling(
-            timeout=timedelta(seconds=settings.poll_timeout_s), allowed_updates=ALLOWED_UPDATES,
-            bootstrap_retries=5, drop_pending_updates=False,
-        )
-        await app.start()
+        await _start_polling(ingress)
         log.info("polling Telegram as @%s", ingress.me.username)
         if ready is not None:
             ready.set()
         await stop.wait()
     finally:
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
+        await _stop_polling(ingress.application)
+
+
+async def _start_polling(ingress: TelegramIngress) -> None:
+    app = ingress.application
+    assert app.updater is not None
+    await app.updater.start_polling(
+        timeout=timedelta(seconds=ingress.settings.poll_timeout_s),
+        allowed_updates=ALLOWED_UPDATES, bootstrap_retries=5, drop_pending_updates=False,
+    )
+    await app.start()
+
+
+async def _stop_polling(app: AnyApplication) -> None:
+    if app.updater is not None and app.updater.running:
+        await app.updater.stop()
+    if app.running:
+        await app.stop()
+    await app.shutdown()

@@ -1,15 +1,16 @@
 """Talking to the Bot API: settings, the PTB bot (AIORateLimiter with retries, so RetryAfter is
-honoured), per-chat pacing, and sending HTML chunks with the plain-text retry."""
+honoured), per-chat pacing shared by every process, and sending HTML chunks with the
+plain-text retry."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from redis.asyncio import Redis
 from telegram import (
     Bot,
     ForceReply,
@@ -23,7 +24,9 @@ from telegram.error import BadRequest, NetworkError, TimedOut
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 
-from adapters.telegram.convert import Chunk
+from adapters.common.pacing import NoPacing, RedisPacer
+from adapters.telegram.inbound import PLATFORM
+from adapters.telegram.outbound import Chunk
 
 log = logging.getLogger(__name__)
 
@@ -89,39 +92,19 @@ def make_bot(settings: TelegramSettings) -> ExtBot[int]:
     )
 
 
-class ChatPacer:
-    """At most one outgoing message per `interval_s` in each chat (Telegram's per-chat limit);
-    group-wide and global limits are AIORateLimiter's."""
+class Pacer(Protocol):
+    """Waits for this process's turn to post in a chat (adapters.common.pacing)."""
 
-    def __init__(self, interval_s: float) -> None:
-        self.interval_s = interval_s
-        self._next: dict[int, float] = {}
-        self._locks: dict[int, asyncio.Lock] = {}
+    async def turn(self, chat: str) -> None: ...
 
-    @asynccontextmanager
-    async def turn(self, chat_id: int) -> AsyncIterator[None]:
-        if self.interval_s <= 0:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        self._forget_idle(loop.time())
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        async with lock:
-            delay = self._next.get(chat_id, 0.0) - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            try:
-                yield
-            finally:
-                self._next[chat_id] = loop.time() + self.interval_s
 
-    def _forget_idle(self, now: float) -> None:
-        if len(self._locks) < 1024:
-            return
-        for chat_id, lock in list(self._locks.items()):
-            if not lock.locked() and self._next.get(chat_id, 0.0) < now:
-                self._locks.pop(chat_id, None)
-                self._next.pop(chat_id, None)
+def chat_pacer(settings: TelegramSettings, redis: Redis | None) -> Pacer:
+    """At most one message per chat_interval_s in each chat (Telegram's per-chat limit),
+    counted across every process through Redis; group-wide and global limits are
+    AIORateLimiter's. Without Redis (tests), no pacing."""
+    if redis is None:
+        return NoPacing()
+    return RedisPacer(redis, namespace=PLATFORM, interval_s=settings.chat_interval_s)
 
 
 def is_parse_error(exc: BadRequest) -> bool:
@@ -135,7 +118,7 @@ def _thread_missing(exc: BadRequest) -> bool:
 class Sender:
     """Sends chunks as HTML; retries as plain text when Telegram rejects the formatting."""
 
-    def __init__(self, bot: Bot, pacer: ChatPacer) -> None:
+    def __init__(self, bot: Bot, pacer: Pacer) -> None:
         self.bot = bot
         self.pacer = pacer
 
@@ -180,14 +163,14 @@ class Sender:
             kwargs["reply_parameters"] = ReplyParameters(
                 message_id=reply_to, allow_sending_without_reply=True
             )
-        async with self.pacer.turn(chat_id):
-            try:
+        await self.pacer.turn(str(chat_id))
+        try:
+            return await self._send_html(chunk, kwargs)
+        except BadRequest as exc:
+            if _thread_missing(exc) and thread_id is not None:
+                kwargs["message_thread_id"] = None  # the topic was closed or deleted
                 return await self._send_html(chunk, kwargs)
-            except BadRequest as exc:
-                if _thread_missing(exc) and thread_id is not None:
-                    kwargs["message_thread_id"] = None  # the topic was closed or deleted
-                    return await self._send_html(chunk, kwargs)
-                raise
+            raise
 
     async def _send_html(self, chunk: Chunk, kwargs: dict[str, Any]) -> Message:
         try:
@@ -221,12 +204,12 @@ class Sender:
             "chat_id": chat_id, "message_id": message_id, "reply_markup": markup,
             "link_preview_options": LinkPreviewOptions(is_disabled=True),
         }
-        async with self.pacer.turn(chat_id):
-            try:
-                await self.bot.edit_message_text(chunk.html, parse_mode=ParseMode.HTML, **kwargs)
-            except BadRequest as exc:
-                if "not modified" in exc.message.lower():
-                    return
-                if not is_parse_error(exc):
-                    raise
-                await self.bot.edit_message_text(chunk.plain, **kwargs)
+        await self.pacer.turn(str(chat_id))
+        try:
+            await self.bot.edit_message_text(chunk.html, parse_mode=ParseMode.HTML, **kwargs)
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return
+            if not is_parse_error(exc):
+                raise
+            await self.bot.edit_message_text(chunk.plain, **kwargs)

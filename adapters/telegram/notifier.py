@@ -1,5 +1,6 @@
 """The engine's Notifier for Telegram tenants: answers with their keyboard, the typing action
-while a job runs, failures, and evolution / tool / rollback announcements."""
+while a job runs, failures, and evolution / tool / rollback announcements; one method per kind
+of event, picked by adapters.common.dispatch."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import contextlib
 import logging
 from typing import Any
 
+from redis.asyncio import Redis
 from telegram import Bot
 from telegram.constants import ChatAction
 
-from adapters.telegram.client import ChatPacer, Sender, TelegramSettings, make_bot
-from adapters.telegram.convert import (
+from adapters.common.dispatch import Announcement, dispatch
+from adapters.common.pacing import NoPacing
+from adapters.telegram.client import Pacer, Sender, TelegramSettings, chat_pacer, make_bot
+from adapters.telegram.outbound import (
     answer_keyboard,
     document_keyboard,
     render_answer,
@@ -22,13 +26,9 @@ from adapters.telegram.convert import (
 from engine.types import (
     AnswerReady,
     Delivery,
-    EvolutionAnnounced,
     ExecutionFailed,
     MessageRef,
-    Notice,
     OutboundEvent,
-    RolledBack,
-    ToolAnnounced,
     Working,
 )
 
@@ -55,12 +55,12 @@ class TelegramNotifier:
         self,
         bot: Bot,
         *,
-        chat_interval_s: float = 1.0,
+        pacer: Pacer | None = None,
         typing_every_s: float = 4.5,
         typing_max_s: float = 180.0,
     ) -> None:
         self.bot = bot
-        self.sender = Sender(bot, ChatPacer(chat_interval_s))
+        self.sender = Sender(bot, pacer or NoPacing())
         self.typing_every_s = typing_every_s
         self.typing_max_s = typing_max_s
         self._typing: dict[int, asyncio.Task[None]] = {}
@@ -68,16 +68,19 @@ class TelegramNotifier:
         self._init_lock: asyncio.Lock | None = None
 
     @classmethod
-    def from_settings(cls, settings: TelegramSettings) -> TelegramNotifier:
-        return cls(make_bot(settings), chat_interval_s=settings.chat_interval_s)
+    def from_settings(cls, settings: TelegramSettings,
+                      redis: Redis | None = None) -> TelegramNotifier:
+        """`redis` paces posts per chat together with every other process (no pacing
+        without it)."""
+        return cls(make_bot(settings), pacer=chat_pacer(settings, redis))
 
     @classmethod
-    def from_config(cls, config: Any) -> TelegramNotifier:
+    def from_config(cls, config: Any, redis: Redis | None = None) -> TelegramNotifier:
         """From a bot.config.Config-like object with TELEGRAM_BOT_TOKEN set."""
         settings = TelegramSettings.from_config(config)
         if settings is None:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-        return cls.from_settings(settings)
+        return cls.from_settings(settings, redis)
 
     async def _ensure_ready(self) -> None:
         if self._ready:
@@ -99,17 +102,10 @@ class TelegramNotifier:
 
     async def deliver(self, event: OutboundEvent) -> Delivery:
         await self._ensure_ready()
-        if isinstance(event, Working):
-            await self._start_typing(event)
-            return Delivery()
-        if isinstance(event, AnswerReady):
-            self._stop_typing(event.execution_id)
-            return await self._answer(event)
-        if isinstance(event, ExecutionFailed):
-            self._stop_typing(event.execution_id)
-            return await self._failed(event)
-        if isinstance(event, EvolutionAnnounced | ToolAnnounced | RolledBack | Notice):
-            return await self._document(event)
+        return await dispatch(self, event)
+
+    async def working(self, event: Working) -> Delivery:
+        await self._start_typing(event)
         return Delivery()
 
     # --- typing -------------------------------------------------------------------------
@@ -150,7 +146,8 @@ class TelegramNotifier:
 
     # --- messages ---------------------------------------------------------------------
 
-    async def _answer(self, event: AnswerReady) -> Delivery:
+    async def answer(self, event: AnswerReady) -> Delivery:
+        self._stop_typing(event.execution_id)
         chat_id = _int(event.channel_id)
         if chat_id is None:
             return Delivery()
@@ -166,7 +163,8 @@ class TelegramNotifier:
             extra={"message_ids": [m.message_id for m in sent]},
         )
 
-    async def _failed(self, event: ExecutionFailed) -> Delivery:
+    async def failed(self, event: ExecutionFailed) -> Delivery:
+        self._stop_typing(event.execution_id)
         chat_id = _int(event.channel_id)
         if chat_id is None:
             return Delivery()
@@ -177,9 +175,7 @@ class TelegramNotifier:
         return Delivery(ref=MessageRef(channel_id=str(chat_id),
                                        message_id=str(sent[-1].message_id)))
 
-    async def _document(
-        self, event: EvolutionAnnounced | ToolAnnounced | RolledBack | Notice
-    ) -> Delivery:
+    async def announce(self, event: Announcement) -> Delivery:
         chat_id = _int(event.channel_id)
         if chat_id is None:
             log.info("%s for %s has no chat to go to", event.type, event.tenant_id)

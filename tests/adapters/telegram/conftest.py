@@ -14,17 +14,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from adapters.telegram.app import SECRET_HEADER, TelegramWebhook, UpdateDedup
+from adapters.common.dedup import Dedup
+from adapters.telegram.app import SECRET_HEADER, TelegramWebhook
 from adapters.telegram.client import TelegramSettings
 from adapters.telegram.notifier import TelegramNotifier
 from bot.wiring import build_runtime, close_runtime
 from bot.worker import install_factory, make_thread_worker
+from doubles.telegram import TOKEN, BotApiDouble
 from engine.jobs import close_thread_runtime
 from engine.notify import NotifierRouter
 from engine.runtime import Runtime
 from engine.service import EvobotService
 from engine.storage.models import Execution
-from tests.adapters.telegram.double import TOKEN, BotApiDouble
 from tests.conftest import Stack
 
 SECRET = "s3cret-token_value"
@@ -103,7 +104,7 @@ class Harness:
 
 
 async def make_harness(stack: Stack, settings: TelegramSettings, double: BotApiDouble,
-                       dedup: UpdateDedup | None = None) -> Harness:
+                       dedup: Dedup | None = None) -> Harness:
     notifier = TelegramNotifier.from_settings(settings)
     runtime = await build_runtime(stack.config, NotifierRouter({"telegram": notifier}),
                                   stack.redis)

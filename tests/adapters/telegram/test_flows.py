@@ -23,12 +23,13 @@ import httpx
 import pytest
 from redis import Redis
 
-from tests.adapters.telegram import updates as u
+from doubles import telegram as u
+from doubles.telegram import BOT_USERNAME, TOKEN, BotApiDouble, free_port
 from tests.adapters.telegram.conftest import SECRET
-from tests.adapters.telegram.double import BOT_USERNAME, TOKEN, BotApiDouble, free_port
 from tests.conftest import need_service
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
+# the subprocesses share one system Redis database (flushed around each test)
+REDIS_URL = os.environ.get("EVOBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 MENTION = f"@{BOT_USERNAME}"
 GROUP_A = u.group(-1001001)
 GROUP_B = u.group(-1002002)

@@ -1,16 +1,20 @@
 """The Telegram notifier against the Bot API double: answers with their keyboard, chunks,
-the plain-text retry, RetryAfter, typing, announcements and pacing."""
+the plain-text retry, RetryAfter, typing, announcements and per-chat pacing shared by
+several processes through Redis."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
+from adapters.common.pacing import NoPacing, RedisPacer
 from adapters.telegram.client import TelegramSettings, make_bot
 from adapters.telegram.notifier import TelegramNotifier
+from doubles.telegram import BotApiDouble
 from engine.present import evolution_document, rollback_document
 from engine.types import (
     AnswerReady,
@@ -20,14 +24,16 @@ from engine.types import (
     RolledBack,
     Working,
 )
-from tests.adapters.telegram.double import BotApiDouble
+from tests.conftest import Stack
 
 CHAT = -100111
+OTHER_CHAT = -100222
+JITTER_S = 0.02  # the double timestamps arrivals, and request latency varies by a few ms
 
 
 @pytest.fixture
 async def notifier(settings: TelegramSettings) -> AsyncIterator[TelegramNotifier]:
-    n = TelegramNotifier(make_bot(settings), chat_interval_s=0.0, typing_every_s=0.1)
+    n = TelegramNotifier(make_bot(settings), typing_every_s=0.1)
     try:
         yield n
     finally:
@@ -155,27 +161,43 @@ async def test_announcements_without_a_chat_go_nowhere(notifier: TelegramNotifie
     assert delivery.ref is None and not double.of("sendMessage")
 
 
-async def test_per_chat_pacing(settings: TelegramSettings, double: BotApiDouble) -> None:
-    paced = TelegramNotifier(make_bot(settings), chat_interval_s=0.4)
+PACE_S = 0.2
+
+
+async def test_two_workers_pace_one_chat_together(settings: TelegramSettings,
+                                                  double: BotApiDouble, embedded: Stack) -> None:
+    """Two notifiers as two worker processes have them (their own bots and Redis clients, one
+    Redis server) post to one chat at once: Telegram sees those posts PACE_S apart, while a
+    post to another chat goes out at once."""
+    clients = [embedded.redis.asyncio_client() for _ in range(2)]
+    workers = [TelegramNotifier(make_bot(settings), pacer=RedisPacer(
+        client, namespace="telegram", interval_s=PACE_S)) for client in clients]
+    first, second = workers
     try:
         await asyncio.gather(
-            paced.deliver(answer(execution_id=1)), paced.deliver(answer(execution_id=2)),
-            paced.deliver(answer(execution_id=3, chat=-100222)),
+            first.deliver(answer(execution_id=1)), second.deliver(answer(execution_id=2)),
+            first.deliver(answer(execution_id=3)), second.deliver(answer(execution_id=4)),
+            second.deliver(answer(execution_id=5, chat=OTHER_CHAT)),
         )
     finally:
-        await paced.aclose()
+        for notifier in workers:
+            await notifier.aclose()
+        for client in clients:
+            await client.aclose()
     sent = double.attempts("sendMessage")
     same = sorted(c.at for c in sent if c.params["chat_id"] == CHAT)
-    other = [c.at for c in sent if c.params["chat_id"] == -100222]
-    assert same[1] - same[0] >= 0.38
-    assert other[0] - same[0] < 0.3  # another chat isn't held up
+    other = [c.at for c in sent if c.params["chat_id"] == OTHER_CHAT]
+    assert len(same) == 4 and len(other) == 1
+    gaps = [later - earlier for earlier, later in itertools.pairwise(same)]
+    assert min(gaps) >= PACE_S - JITTER_S, gaps
+    assert other[0] - same[0] < PACE_S  # another chat isn't held back
 
 
 async def test_connection_failures_are_retried_but_not_timeouts() -> None:
     from telegram.error import NetworkError, TimedOut
 
-    from adapters.telegram.client import ChatPacer, Sender
-    from adapters.telegram.convert import Chunk
+    from adapters.telegram.client import Sender
+    from adapters.telegram.outbound import Chunk
 
     class FlakyBot:
         def __init__(self, errors: list[Exception]) -> None:
@@ -189,10 +211,10 @@ async def test_connection_failures_are_retried_but_not_timeouts() -> None:
             return "sent"
 
     flaky = FlakyBot([NetworkError("httpx.ConnectError: All connection attempts failed")])
-    sender = Sender(flaky, ChatPacer(0))  # type: ignore[arg-type]
+    sender = Sender(flaky, NoPacing())  # type: ignore[arg-type]
     assert await sender.send_one(CHAT, Chunk("x", "x")) == "sent"
     assert flaky.calls == 2
     timing_out = FlakyBot([TimedOut()])
     with pytest.raises(TimedOut):
-        await Sender(timing_out, ChatPacer(0)).send_one(CHAT, Chunk("x", "x"))  # type: ignore[arg-type]
+        await Sender(timing_out, NoPacing()).send_one(CHAT, Chunk("x", "x"))  # type: ignore[arg-type]
     assert timing_out.calls == 1

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
-from adapters.telegram.app import COMMANDS, RedisDedup
+from adapters.telegram.app import shared_dedup
 from adapters.telegram.client import TelegramSettings
-from tests.adapters.telegram import updates as u
+from doubles import telegram as u
+from doubles.telegram import BOT_USERNAME, BotApiDouble
+from engine.commands import listed
 from tests.adapters.telegram.conftest import Harness, make_harness
-from tests.adapters.telegram.double import BOT_USERNAME, BotApiDouble
 from tests.conftest import Stack
 
 ALICE = u.user(501, "Alice")
@@ -84,8 +85,8 @@ async def test_redis_dedup_is_shared_by_web_processes(embedded: Stack, double: B
     from bot.wiring import close_runtime
 
     redis = embedded.redis.asyncio_client()
-    first = await make_harness(embedded, settings, double, dedup=RedisDedup(redis))
-    second = await make_harness(embedded, settings, double, dedup=RedisDedup(redis))
+    first = await make_harness(embedded, settings, double, dedup=shared_dedup(redis))
+    second = await make_harness(embedded, settings, double, dedup=shared_dedup(redis))
     try:
         update = u.text_update(u.private(501), ALICE, "/pause")  # not idempotent by itself
         assert (await first.post(update)).status_code == 200
@@ -236,6 +237,38 @@ async def test_commands_and_admin_checks(harness: Harness, double: BotApiDouble)
     assert len(double.of("sendMessage")) == before
 
 
+async def _domain(harness: Harness, tenant_id: str) -> str:
+    async with harness.rt.repo(tenant_id) as repo:
+        tenant = await repo.tenant()
+        return tenant.domain if tenant else "general"
+
+
+async def test_setting_the_domain_takes_a_chat_admin(harness: Harness,
+                                                     double: BotApiDouble) -> None:
+    """Reading the domain is for anyone; setting it asks Telegram whether the caller is an
+    administrator of the chat (neither user is in EVOBOT_ADMINS)."""
+    tenant = f"telegram:{GROUP.id}"
+    assert not {str(ALICE.id), str(BOB.id)} & set(harness.rt.settings.admins)
+    double.set_member(GROUP.id, ALICE.id, "member")
+    double.set_member(GROUP.id, BOB.id, "administrator")
+
+    await harness.post(u.text_update(GROUP, ALICE, "/domain"))
+    assert "Domain: general" in double.sent(GROUP.id)[-1]["text"]
+    assert double.of("getChatMember") == []  # reading needs no admin rights
+
+    await harness.post(u.text_update(GROUP, ALICE, "/domain legal"))
+    refused = double.sent(GROUP.id)[-1]
+    assert "Only workspace or chat admins can use" in refused["text"]
+    assert [(c["chat_id"], c["user_id"]) for c in double.of("getChatMember")] == [
+        (GROUP.id, ALICE.id)]
+    assert await _domain(harness, tenant) == "general"
+
+    await harness.post(u.text_update(GROUP, BOB, f"/domain@{BOT_USERNAME} legal"))
+    assert "Domain set to legal" in double.sent(GROUP.id)[-1]["text"]
+    assert double.of("getChatMember")[-1]["user_id"] == BOB.id
+    assert await _domain(harness, tenant) == "legal"
+
+
 async def test_startup_registers_commands_and_the_webhook(
         embedded: Stack, double: BotApiDouble, settings: TelegramSettings) -> None:
     from dataclasses import replace
@@ -247,9 +280,15 @@ async def test_startup_registers_commands_and_the_webhook(
     try:
         await h.hook.startup()
         [commands] = double.of("setMyCommands")
-        assert [c["command"] for c in commands["commands"]] == [c.command for c in COMMANDS]
-        assert {"status", "history", "diff", "rollback", "tools", "pause", "resume",
-                "privacy", "help"} == {c["command"] for c in commands["commands"]}
+        menu = commands["commands"]
+        assert [c["command"] for c in menu] == [c.name for c in listed()]  # in registry order
+        assert {"pin", "unpin", "domain", "patterns", "rollback", "help"} <= {
+            c["command"] for c in menu}
+        assert not {"apply", "dismiss", "start"} & {c["command"] for c in menu}  # unlisted
+        assert all(1 <= len(c["description"]) <= 256 for c in menu)
+        diff = next(c for c in menu if c["command"] == "diff")
+        assert diff["description"].startswith("Prompt diff between versions")
+        assert diff["description"].endswith("/diff [a] [b]")
         assert double.webhook["url"] == "https://bot.example/tg"
         assert double.webhook["secret_token"] == settings.webhook_secret
         assert double.webhook["allowed_updates"] == ["message", "callback_query",

@@ -1,0 +1,343 @@
+"""Pure converters from Telegram (PTB objects) to the engine's inputs.
+
+Messages become objectives, commands and comments; reaction diffs become ratings or
+retractions; callback data becomes ratings, comment requests and document actions. The
+formats this module parses (callback data, the comment prompt's marker) are defined here too,
+so outbound.py builds exactly what is read back. Nothing here performs I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from telegram import (
+    Chat,
+    Message,
+    MessageEntity,
+    MessageReactionUpdated,
+    ReactionType,
+    ReactionTypeEmoji,
+)
+from telegram.constants import ChatType
+
+from engine import ratings
+from engine.types import (
+    FeedbackSource,
+    InboundCommand,
+    InboundFeedback,
+    InboundMessage,
+    MessageRef,
+    TenantId,
+)
+
+PLATFORM = "telegram"
+# the reaction map lives in the engine, shared with the other platforms
+DEFAULT_REACTION_RATINGS = ratings.DEFAULT_REACTION_RATINGS
+
+
+# --- identities ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BotIdentity:
+    """Who the bot is (from getMe): needed to tell mentions and replies addressed to it."""
+
+    id: int
+    username: str
+
+
+def tenant_of(chat_id: int | str) -> TenantId:
+    return f"{PLATFORM}:{chat_id}"
+
+
+def is_group(chat: Chat) -> bool:
+    return chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+
+
+@dataclass(frozen=True)
+class Author:
+    """The person behind a message."""
+
+    user_id: str
+    name: str | None
+    anonymous_admin: bool = False
+
+
+def author_of(message: Message) -> Author | None:
+    """The person behind a message; None for other bots, channels and auto-forwards.
+
+    An anonymous group admin posts as the group itself (`sender_chat` is the chat): that is a
+    person, an admin by definition, identified by the chat.
+    """
+    chat = message.chat
+    if message.is_automatic_forward:
+        return None
+    if message.sender_chat is not None:
+        if message.sender_chat.id == chat.id and is_group(chat):
+            return Author(user_id=f"chat{chat.id}", name=chat.title, anonymous_admin=True)
+        return None
+    user = message.from_user
+    if user is None or user.is_bot:
+        return None
+    return Author(user_id=str(user.id), name=user.full_name or user.username)
+
+
+def thread_of(message: Message) -> str | None:
+    """Forum topics keep their message_thread_id; plain reply chains are not threads."""
+    if message.is_topic_message and message.message_thread_id:
+        return str(message.message_thread_id)
+    return None
+
+
+def topic_of(message: Message) -> int | None:
+    """thread_of as the Bot API's message_thread_id."""
+    thread = thread_of(message)
+    return int(thread) if thread else None
+
+
+# --- messages → objectives / commands / comments -------------------------------------
+
+
+def is_command(message: Message) -> bool:
+    entities = message.entities or ()
+    return bool(entities) and entities[0].type == MessageEntity.BOT_COMMAND and (
+        entities[0].offset == 0
+    )
+
+
+def replies_to_bot(message: Message, me: BotIdentity) -> bool:
+    """A real reply to one of the bot's messages (in forum topics every message "replies" to
+    the topic's creation message, which does not count)."""
+    replied = message.reply_to_message
+    if replied is None or replied.from_user is None or replied.from_user.id != me.id:
+        return False
+    return replied.forum_topic_created is None
+
+
+def _mentions_bot(message: Message, me: BotIdentity) -> tuple[bool, str]:
+    """(is the bot mentioned, the text with text-mentions of the bot blanked out)."""
+    text = message.text or ""
+    mentioned = False
+    handle = "@" + me.username.lower()
+    for entity, value in message.parse_entities(
+        [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+    ).items():
+        if entity.type == MessageEntity.MENTION and value.lower() == handle:
+            mentioned = True
+        elif entity.type == MessageEntity.TEXT_MENTION and entity.user and (
+            entity.user.id == me.id
+        ):
+            mentioned = True
+            text = text.replace(value, " ", 1)
+    return mentioned, text
+
+
+def _addressed_text(message: Message, me: BotIdentity) -> tuple[bool, str]:
+    """(is the bot mentioned or replied to, the text without the bot's mention)."""
+    mentioned, text = _mentions_bot(message, me)
+    if mentioned:
+        handle = re.escape("@" + me.username.lower())
+        text = re.sub(handle + r"\b[,:]?", " ", text, flags=re.IGNORECASE)
+    text = re.sub(r"[ \t]{2,}", " ", text).strip(" \t,:")
+    return mentioned or replies_to_bot(message, me), text.strip()
+
+
+def _objective_text(message: Message, me: BotIdentity) -> str | None:
+    """Private chats: every text message. Groups: only when the bot is mentioned or replied
+    to. Other chats (channels): never."""
+    chat = message.chat
+    if chat.type == ChatType.PRIVATE:
+        return (message.text or "").strip()
+    if not is_group(chat):
+        return None
+    addressed, text = _addressed_text(message, me)
+    return text if addressed else None
+
+
+def objective_from_message(message: Message, me: BotIdentity) -> InboundMessage | None:
+    """A text message that is an objective for the bot, or None (commands, other bots and
+    anything that isn't plain text are not objectives)."""
+    if not message.text or is_command(message):
+        return None
+    author = author_of(message)
+    if author is None:
+        return None
+    text = _objective_text(message, me)
+    if not text:
+        return None
+    chat = message.chat
+    return InboundMessage(
+        tenant_id=tenant_of(chat.id), channel_id=str(chat.id), user_id=author.user_id,
+        text=text, message_id=str(message.message_id), thread_id=thread_of(message),
+        user_name=author.name,
+    )
+
+
+def command_from_message(message: Message, me: BotIdentity) -> InboundCommand | None:
+    """`/name[@bot] args…` → InboundCommand. is_admin is only known here for private chats
+    and anonymous group admins; the app asks Telegram about everyone else when it matters."""
+    if not message.text or not is_command(message):
+        return None
+    author = author_of(message)
+    if author is None:
+        return None
+    first = (message.entities or ())[0]
+    token = message.text[1 : first.length]  # ASCII command: UTF-16 length == str length
+    name, _, target = token.partition("@")
+    if target and target.lower() != me.username.lower():
+        return None  # addressed to another bot
+    if not name:
+        return None
+    chat = message.chat
+    return InboundCommand(
+        tenant_id=tenant_of(chat.id), user_id=author.user_id, name=name.lower(),
+        args=message.text[first.length :].split(), channel_id=str(chat.id),
+        is_admin=chat.type == ChatType.PRIVATE or author.anonymous_admin,
+    )
+
+
+# The ForceReply prompt that asks for a comment carries the execution it is about.
+COMMENT_MARKER = "comment on answer #"
+COMMENT_PROMPT_RE = re.compile(re.escape(COMMENT_MARKER) + r"(\d+)")
+
+
+def comment_from_reply(message: Message, me: BotIdentity) -> InboundFeedback | None:
+    """A reply to the bot's comment prompt is the comment on that answer."""
+    replied = message.reply_to_message
+    if not message.text or replied is None or is_command(message):
+        return None
+    if replied.from_user is None or replied.from_user.id != me.id:
+        return None
+    match = COMMENT_PROMPT_RE.search(replied.text or "")
+    author = author_of(message)
+    if match is None or author is None:
+        return None
+    return InboundFeedback(
+        tenant_id=tenant_of(message.chat.id), user_id=author.user_id,
+        source=FeedbackSource.COMMENT, comment=message.text.strip()[:4000],
+        execution_id=int(match.group(1)),
+    )
+
+
+# --- reactions ------------------------------------------------------------------------
+
+
+def rating_of(emoji: str, table: Mapping[str, int] | None = None) -> int | None:
+    return ratings.rating_of(emoji, table)
+
+
+@dataclass(frozen=True)
+class ReactionChange:
+    rating: int | None = None
+    retract: bool = False
+
+
+def _rated(reactions: Sequence[ReactionType], table: Mapping[str, int] | None) -> list[int]:
+    """Ratings of the plain-emoji reactions, in order; custom and paid reactions are ignored."""
+    out = []
+    for reaction in reactions:
+        if isinstance(reaction, ReactionTypeEmoji):
+            rating = rating_of(reaction.emoji, table)
+            if rating is not None:
+                out.append(rating)
+    return out
+
+
+def _emoji(reactions: Sequence[ReactionType]) -> list[str]:
+    return [ratings.normalize_emoji(r.emoji) for r in reactions if isinstance(r, ReactionTypeEmoji)]
+
+
+def reaction_change(
+    old: Sequence[ReactionType], new: Sequence[ReactionType],
+    table: Mapping[str, int] | None = None,
+) -> ReactionChange | None:
+    """What a user's reaction update means as feedback.
+
+    A newly added rated emoji sets the rating (the last one added wins); removing the last rated
+    emoji retracts; removing one of several leaves the remaining one as the rating; anything
+    else (custom or paid reactions, unmapped emoji) is no change.
+    """
+    old_emoji, new_emoji = _emoji(old), _emoji(new)
+    added = [e for e in new_emoji if e not in old_emoji]
+    added_ratings = _rated([ReactionTypeEmoji(e) for e in added], table)
+    if added_ratings:
+        return ReactionChange(rating=added_ratings[-1])
+    old_rated, new_rated = _rated(old, table), _rated(new, table)
+    if not new_rated:
+        return ReactionChange(retract=True) if old_rated else None
+    if [e for e in old_emoji if e not in new_emoji] and old_rated != new_rated:
+        return ReactionChange(rating=new_rated[-1])
+    return None
+
+
+def feedback_from_reaction(
+    update: MessageReactionUpdated, table: Mapping[str, int] | None = None
+) -> InboundFeedback | None:
+    """A person's reaction change on a message → a rating/retraction of that answer."""
+    user = update.user
+    if user is None or user.is_bot:  # anonymous (actor_chat) reactions have no person
+        return None
+    change = reaction_change(update.old_reaction, update.new_reaction, table)
+    if change is None:
+        return None
+    return InboundFeedback(
+        tenant_id=tenant_of(update.chat.id), user_id=str(user.id),
+        source=FeedbackSource.REACTION, rating=change.rating, retract=change.retract,
+        answer_ref=MessageRef(channel_id=str(update.chat.id), message_id=str(update.message_id)),
+    )
+
+
+# --- callback data --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateCallback:
+    execution_id: int
+    rating: int
+
+
+@dataclass(frozen=True)
+class CommentCallback:
+    execution_id: int
+
+
+@dataclass(frozen=True)
+class ActionCallback:
+    action: str  # rollback | apply | dismiss | …: the engine command of the button
+    value: str
+
+
+Callback = RateCallback | CommentCallback | ActionCallback
+
+CALLBACK_LIMIT = 64  # bytes of callback_data
+COMMENT_CHOICE = "c"
+_FEEDBACK_DATA = re.compile(r"^fb:(\d+):([1-5c])$")
+_ACTION_DATA = re.compile(r"^do:([a-z_]{1,20}):(.{0,40})$", re.S)
+
+
+def feedback_data(execution_id: int, choice: str) -> str:
+    """The callback data of an answer's button: a rating 1–5 or COMMENT_CHOICE."""
+    return f"fb:{execution_id}:{choice}"
+
+
+def action_data(action: str, value: str) -> str | None:
+    """The callback data of a document's button; None when it would exceed Telegram's limit."""
+    data = f"do:{action}:{value}"
+    return data if len(data.encode()) <= CALLBACK_LIMIT else None
+
+
+def parse_callback(data: str | None) -> Callback | None:
+    if not data:
+        return None
+    match = _FEEDBACK_DATA.match(data)
+    if match:
+        execution_id, choice = int(match.group(1)), match.group(2)
+        if choice == COMMENT_CHOICE:
+            return CommentCallback(execution_id)
+        return RateCallback(execution_id, int(choice))
+    match = _ACTION_DATA.match(data)
+    if match:
+        return ActionCallback(match.group(1), match.group(2))
+    return None
