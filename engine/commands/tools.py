@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.commands.replies import refuse, reply
+from engine.llm.gateway import tool_use
 from engine.runtime import Runtime
 from engine.storage.models import Tool
 from engine.storage.repo import TenantRepo
@@ -39,6 +40,10 @@ async def list_tools(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> 
         Block(kind="header", text=f"Tools of v{active.version}"),
         Block(kind="text", text="\n".join(lines)),
     ]
+    use = tool_use(active.model, rt.settings.llm_tools)
+    if not use.offered:
+        blocks.append(Block(kind="context", text=f"Tool use is off for {active.model}: "
+                                                 f"{use.reason}."))
     archived = [t for t in tools if t.status == ARCHIVED]
     if archived:
         blocks.append(Block(kind="context", text="Archived: " + "; ".join(

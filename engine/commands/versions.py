@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from engine.commands.replies import int_arg, refuse, reply
+from engine.llm.gateway import tool_use
 from engine.present import rollback_document
+from engine.progress import AgentProgress, VersionProgress, agent_progress, load_history
 from engine.prompt import render, unified_diff
 from engine.runtime import Runtime
 from engine.storage.repo import ACTIVE, CANARY, TenantRepo
+from engine.tools.box import SUBAGENT
 from engine.tools.registry import OFFERED
 from engine.types import Block, CommandReply, Document, InboundCommand, RolledBack
 
@@ -16,32 +19,62 @@ async def status(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> Comm
     assert tenant is not None
     active = await repo.active_version()
     canary = await repo.label(CANARY)
-    stats = await repo.rating_stats()
-    succeeded, finished = await repo.execution_counts()
     tools = await repo.tools(OFFERED)
-    rate = f"{succeeded / finished:.0%} of {finished}" if finished else "no runs yet"
+    functions = [t.name for t in tools if t.kind != SUBAGENT]
+    progress = agent_progress(
+        await load_history(repo), rules=len(active.prompt.rules), tools=len(functions),
+        subagents=len(tools) - len(functions),
+    )
+    tool_use_now = tool_use(active.model, rt.settings.llm_tools)
     fields = [
         ("Active version", f"v{active.version}" + (f" (canary v{canary})" if canary else "")),
         ("Model", active.model),
-        ("Success rate", rate),
-        ("Rules", str(len(active.prompt.rules))),
-        ("Tools", ", ".join(["python (built-in)", *(t.name for t in tools)])),
+        ("Tool use", "on" if tool_use_now.offered else f"off — {tool_use_now.reason}"),
+        ("Rules", str(progress.rules)),
+        ("Tools", ", ".join(["python (built-in)", *functions])),
+        ("Sub-agents", str(progress.subagents)),
+        ("Learning", _learning_line(progress)),
         ("Evolution", "paused" if tenant.evolution_paused else "on"),
         ("Privacy", tenant.privacy_mode),
     ]
-    ratings = [
-        f"v{v}: {s.average:.1f} avg · {s.count} rating{'s' if s.count != 1 else ''}"
-        for v, s in sorted(stats.items())
-    ]
+    lines = [_version_line(v) for v in progress.versions]
     document = Document(
         summary=f"v{active.version} active",
         blocks=[
             Block(kind="header", text="evobot status"),
             Block(kind="fields", fields=fields),
-            Block(kind="text", text="Ratings per version:\n" + ("\n".join(ratings) or "none yet")),
+            Block(kind="text", text="Per version:\n" + ("\n".join(lines) or "no answers yet")),
+            Block(kind="context", text="good = rated 4 or 5; first try = not asked again in "
+                                       "the thread; infrastructure failures are never rated"),
         ],
     )
     return CommandReply(ok=True, document=document)
+
+
+def _learning_line(progress: AgentProgress) -> str:
+    competence = (f"competent after {progress.time_to_competence} answers"
+                  if progress.time_to_competence else "not yet at 80% good")
+    return (f"{progress.version_count} versions · {progress.evolutions_per_100:.0f} evolutions "
+            f"per 100 answers · {competence}")
+
+
+def _version_line(v: VersionProgress) -> str:
+    if v.ratings:
+        rated = (f"{v.average:.1f} avg · {v.ratings} rating{'s' if v.ratings != 1 else ''} · "
+                 f"{v.success_rate:.0%} good")
+    else:
+        rated = "no ratings"
+    parts = [f"v{v.version}: {rated}", f"{v.answered} answered"]
+    if v.first_try_success is not None:
+        parts.append(f"first try {v.first_try_success:.0%}")
+    if v.latency_p50_s is not None:
+        parts.append(f"{v.latency_p50_s:.1f}/{v.latency_p95_s:.1f} s p50/p95")
+    if v.average_cost_usd:
+        parts.append(f"${v.average_cost_usd:.4f} per answer")
+    if v.infra_failures:
+        parts.append(f"{v.infra_failures} infrastructure failure"
+                     + ("s" if v.infra_failures != 1 else ""))
+    return " · ".join(parts)
 
 
 async def history(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:

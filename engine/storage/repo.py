@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select, update
+from sqlalchemy import ColumnElement, Row, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -413,16 +414,43 @@ class TenantRepo:
             for v, n, avg, pos in rows
         }
 
-    async def execution_counts(self) -> tuple[int, int]:
-        """(succeeded, finished) executions — the success rate's parts."""
-        rows = await self.session.execute(
-            select(Execution.status, func.count())
+    async def execution_summaries(
+        self,
+    ) -> Sequence[Row[int, int, str, str, str | None, str, float, float]]:
+        """Every execution's progress columns, oldest first (engine/progress.py)."""
+        result = await self.session.execute(
+            select(
+                Execution.id, Execution.version, Execution.status, Execution.channel_id,
+                Execution.thread_id, Execution.user_id, Execution.duration_s,
+                Execution.cost_usd,
+            )
             .where(Execution.tenant_id == self.tenant_id)
-            .group_by(Execution.status)
+            .order_by(Execution.id)
         )
-        counts = {str(status): int(n) for status, n in rows}
-        succeeded = int(counts.get(ExecutionStatus.SUCCEEDED, 0))
-        return succeeded, succeeded + int(counts.get(ExecutionStatus.FAILED, 0))
+        return result.all()
+
+    async def live_ratings(self) -> list[tuple[int, int]]:
+        """(execution id, rating) of every live rating."""
+        rows = await self.session.execute(
+            select(Feedback.execution_id, Feedback.rating).where(
+                Feedback.tenant_id == self.tenant_id,
+                Feedback.retracted.is_(False),
+                Feedback.rating.is_not(None),
+            )
+        )
+        return [(int(e), int(r)) for e, r in rows if r is not None]
+
+    async def evolution_count(self) -> int:
+        count = await self.session.scalar(
+            select(func.count(Evolution.id)).where(Evolution.tenant_id == self.tenant_id)
+        )
+        return int(count or 0)
+
+    async def version_count(self) -> int:
+        count = await self.session.scalar(
+            select(func.count(AgentVersion.id)).where(AgentVersion.tenant_id == self.tenant_id)
+        )
+        return int(count or 0)
 
     # --- evolutions -------------------------------------------------------------
 
