@@ -151,10 +151,15 @@ async def _record(repo: TenantRepo, row: Feedback | None, execution_id: int,
     if row is None:
         return await repo.add_feedback(
             execution_id=execution_id, user_id=feedback.user_id, rating=feedback.rating,
-            comment=feedback.comment, source=feedback.source.value,
+            comment=feedback.comment, category=feedback.category,
+            suggestion=feedback.suggestion, from_admin=feedback.from_admin,
+            source=feedback.source.value,
         )
     row.rating = feedback.rating if feedback.rating is not None else row.rating
     row.comment = feedback.comment or row.comment
+    row.category = feedback.category or row.category
+    row.suggestion = feedback.suggestion or row.suggestion
+    row.from_admin = row.from_admin or feedback.from_admin
     row.source = feedback.source.value
     row.retracted = False
     row.used_in_evolution = None  # changed feedback is new information

@@ -41,6 +41,29 @@ class Decision(StrEnum):
     SKIPPED = "skipped"  # nothing to learn, paused, or superseded
 
 
+class FeedbackCategory(StrEnum):
+    """What kind of problem a rating is about (optional; users pick it beside a comment)."""
+
+    WRONG = "wrong"
+    INCOMPLETE = "incomplete"
+    TOO_LONG = "too_long"
+    TOO_SHORT = "too_short"
+    FORMAT = "format"
+    TONE = "tone"
+    LANGUAGE = "language"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+    @classmethod
+    def parse(cls, text: str) -> FeedbackCategory | None:
+        """`too-long`, `Too long` and `too_long` all name TOO_LONG; None if no category."""
+        key = text.strip().lower().replace("-", "_").replace(" ", "_")
+        return cls(key) if key in cls._value2member_map_ else None
+
+
 class FeedbackSource(StrEnum):
     REACTION = "reaction"
     BUTTON = "button"
@@ -109,6 +132,9 @@ class InboundFeedback(BaseModel):
     source: FeedbackSource
     rating: int | None = Field(default=None, ge=1, le=5)
     comment: str | None = None
+    category: FeedbackCategory | None = None
+    suggestion: str | None = None  # what the answer should have been, if the user said
+    from_admin: bool = False  # given by a workspace/chat admin (their requests reach further)
     retract: bool = False  # a removed reaction
     execution_id: int | None = None
     answer_ref: MessageRef | None = None

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from adapters.console.convert import parse_line
+from engine.commands import listed
 from engine.service import EvobotService
 from engine.types import (
     AnswerReady,
@@ -21,6 +22,7 @@ from engine.types import (
     Document,
     EvolutionAnnounced,
     ExecutionFailed,
+    FeedbackCategory,
     InboundCommand,
     InboundFeedback,
     InboundMessage,
@@ -34,9 +36,12 @@ from engine.types import (
 
 CHANNEL = "console"
 HINT = (
-    "Type an objective. Rate the last answer with [bold]+1[/], [bold]-1 <comment>[/], "
-    "[bold]1[/]–[bold]5[/] or [bold]comment <text>[/]; commands: /status /history /diff "
-    "/rollback \\[n] /tools /help; Ctrl-D quits."
+    "Type an objective. Rate the last answer with [bold]+1[/], [bold]-1 <comment>[/] "
+    "(optionally with a category: [bold]-1 too-long: <comment>[/] — "
+    + ", ".join(c.value.replace("_", "-") for c in FeedbackCategory)
+    + "), [bold]1[/]–[bold]5[/] or [bold]comment <text>[/]; commands: "
+    + " ".join(f"/{c.name}" for c in listed())
+    + "; Ctrl-D quits."
 )
 
 

@@ -6,6 +6,7 @@ import re
 import shlex
 
 from engine.types import (
+    FeedbackCategory,
     FeedbackSource,
     InboundCommand,
     InboundFeedback,
@@ -15,6 +16,16 @@ from engine.types import (
 # "+1"/"-1" may carry a comment; a bare digit is a rating, "5 ideas for a party" is not
 _RATING = re.compile(r"^(?:(\+1|-1)(?:\s+(.*))?|([1-5]))$", re.S)
 RATING_OF = {"+1": 4, "-1": 2}
+
+
+def split_category(text: str) -> tuple[FeedbackCategory | None, str | None]:
+    """`too-long: keep it short` → (TOO_LONG, "keep it short"); a prefix that is not a
+    category stays part of the comment."""
+    head, colon, rest = text.partition(":")
+    category = FeedbackCategory.parse(head) if colon else None
+    if category is None:
+        return None, text or None
+    return category, rest.strip() or None
 
 
 def parse_line(
@@ -42,12 +53,13 @@ def parse_line(
     match = _RATING.match(text)
     if match:
         token = match.group(1) or match.group(3)
-        comment = (match.group(2) or "").strip() or None
+        category, comment = split_category((match.group(2) or "").strip())
         rating = RATING_OF.get(token) or int(token)
         return InboundFeedback(
             tenant_id=tenant_id, user_id=user_id,
             source=FeedbackSource.REACTION if token in RATING_OF else FeedbackSource.COMMAND,
-            rating=rating, comment=comment,
+            rating=rating, comment=comment, category=category,
+            from_admin=True,  # the console's user owns the local tenant
         )
     return InboundMessage(
         tenant_id=tenant_id, channel_id=channel_id, user_id=user_id, text=text,

@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 
 from rich.console import Console
 
-from adapters.console.app import ChatSession, ConsoleNotifier
+from adapters.console.app import HINT, ChatSession, ConsoleNotifier
 from adapters.console.convert import parse_line
 from bot.wiring import build_runtime, close_runtime
 from bot.worker import EmbeddedWorker
+from engine.commands import listed
 from engine.notify import NotifierRouter
 from engine.service import EvobotService
-from engine.types import InboundCommand, InboundFeedback, InboundMessage
+from engine.types import FeedbackCategory, InboundCommand, InboundFeedback, InboundMessage
 from tests.conftest import Stack
 
 IDS = {"tenant_id": "local:t", "user_id": "me", "channel_id": "console", "message_id": "1"}
@@ -81,3 +82,23 @@ async def test_a_chat_session_evolves_and_rolls_back(embedded: Stack) -> None:
     assert "Rolled back: v2 → v1" in text
     assert "v1: 2.0 avg · 1 rating" in text
     assert "Unknown command `nope`" in text
+
+
+def test_a_rating_may_name_a_category_before_its_comment() -> None:
+    too_long = parse_line("-1 too-long: three bullet points at most", **IDS)
+    assert isinstance(too_long, InboundFeedback)
+    assert too_long.category == FeedbackCategory.TOO_LONG
+    assert too_long.comment == "three bullet points at most"
+    plain = parse_line("-1 note: answer in French", **IDS)  # not a category: all comment
+    assert isinstance(plain, InboundFeedback)
+    assert (plain.category, plain.comment) == (None, "note: answer in French")
+    bare = parse_line("-1 language:", **IDS)
+    assert isinstance(bare, InboundFeedback)
+    assert (bare.category, bare.comment) == (FeedbackCategory.LANGUAGE, None)
+
+
+def test_the_hint_lists_every_command_and_category() -> None:
+    for command in listed():
+        assert f"/{command.name}" in HINT
+    for category in FeedbackCategory:
+        assert category.value.replace("_", "-") in HINT
