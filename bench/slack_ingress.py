@@ -33,7 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adapters.slack.double import Deliveries, SlackDouble, Workspace  # noqa: E402
+from doubles.slack import Deliveries, SlackDouble, Workspace  # noqa: E402
 
 SECRET = "bench-signing-secret"
 

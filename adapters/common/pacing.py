@@ -10,10 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Protocol
 
 from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
+
+
+class Pacer(Protocol):
+    """Waits for this process's turn to post in a chat."""
+
+    async def turn(self, chat: str) -> None: ...
 
 
 class RedisPacer:

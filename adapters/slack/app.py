@@ -1,12 +1,16 @@
 """The Bolt AsyncApp: Slack events, buttons, the comment modal and `/evobot` → the engine.
 
+Each listener is a small method of `SlackBot`: parse the payload (`inbound`), call
+`engine.service`, render the reply (`outbound`). `register()` is the table of which listener
+answers what.
+
 `process_before_response=True`: every listener finishes its database work (record the
 execution or the rating, enqueue the job) before Slack gets its 200, so an acknowledged
 event is never lost; listeners only do fast work (a row, a Redis call) inside the ack, and
 anything that talks to the Web API runs afterwards as a background task. Slash commands
 answer within the 3-second window when they can, and through `response_url` when they can't.
-Retried deliveries are dropped by event id (see `adapters.slack.http` and `dedup_middleware`),
-and the engine's unique (channel, message) key stops one post from becoming two executions.
+A redelivered event id runs once (`DedupedApp`, over HTTP and Socket Mode alike), and the
+engine's unique (channel, message) key stops one post from becoming two executions.
 """
 
 from __future__ import annotations
@@ -15,21 +19,23 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.authorization.async_authorize import AsyncInstallationStoreAuthorize
 from slack_bolt.listener.async_builtins import AsyncTokenRevocationListeners
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import convert
+from adapters.common.dedup import Dedup, RedisDedup
+from adapters.slack import inbound, outbound
 from adapters.slack.notifier import error_code, make_client
 from adapters.slack.state import SlackState
 from adapters.slack.tokens import TokenSource
@@ -45,6 +51,8 @@ BOT_SCOPES = [
 ]
 COMMAND = "/evobot"
 ADMIN_CACHE_S = 60.0
+Event = dict[str, Any]
+Payload = dict[str, Any]
 
 
 @dataclass
@@ -87,8 +95,44 @@ class CachedAuthorize(AsyncInstallationStoreAuthorize):
         return await super().__call__(**kwargs)
 
 
+class DedupedApp(AsyncApp):
+    """Bolt's AsyncApp that runs each Events API delivery once, whether it came over HTTP or
+    Socket Mode: the event id is claimed before Bolt authorizes or dispatches it, confirmed
+    once handled, and released when handling failed, so that Slack's retry runs."""
+
+    def __init__(self, *, dedup: Dedup, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dedup = dedup
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        event_id = inbound.event_id(req.body)
+        if event_id is None:
+            return await super().async_dispatch(req)
+        if not await self.dedup.claim(event_id):
+            log.info("delivery of %s already handled; acknowledged", event_id)
+            return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
+        try:
+            response = await super().async_dispatch(req)
+        except BaseException:
+            await self.dedup.release(event_id)
+            raise
+        if 200 <= response.status < 300:
+            await self.dedup.confirm(event_id)
+        else:
+            await self.dedup.release(event_id)
+        return response
+
+
 def tenant_of(context: AsyncBoltContext) -> TenantId:
-    return convert.tenant_id(context.team_id, context.enterprise_id)
+    return inbound.tenant_id(context.team_id, context.enterprise_id)
+
+
+async def ignore_event() -> None:
+    """Events the app is subscribed to but doesn't act on: acknowledged, nothing done."""
+
+
+async def ack_only(ack: AsyncAck) -> None:
+    await ack()
 
 
 class SlackBot:
@@ -104,11 +148,13 @@ class SlackBot:
         installation_store: AsyncInstallationStore | None = None,
         oauth_state_store: AsyncOAuthStateStore | None = None,
         tokens: TokenSource | None = None,
+        dedup: Dedup | None = None,
     ) -> None:
         self.settings = settings
         self.service = service
         self.state = state
         self.tokens = tokens
+        self.dedup = dedup or RedisDedup(state.redis, namespace=inbound.PLATFORM)
         self.installation_store = installation_store
         self.authorize: CachedAuthorize | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -117,8 +163,25 @@ class SlackBot:
         self.revocation = (
             AsyncTokenRevocationListeners(installation_store) if installation_store else None
         )
-        self.app.use(dedup_middleware(state))
         self.register()
+
+    def register(self) -> None:
+        """Which listener answers what (Bolt injects each one's arguments by name)."""
+        app = self.app
+        app.event("app_mention")(self.on_mention)
+        app.event("message")(self.on_message)
+        app.event("reaction_added")(self.on_reaction_added)
+        app.event("reaction_removed")(self.on_reaction_removed)
+        app.event("tokens_revoked")(self.on_tokens_revoked)
+        app.event("app_uninstalled")(self.on_app_uninstalled)
+        app.action(inbound.RATE_ACTIONS)(self.on_rate)
+        app.action(inbound.ACTION_COMMENT)(self.on_comment_button)
+        app.view(inbound.COMMENT_VIEW)(self.on_comment_view)
+        app.action(inbound.COMMAND_ACTIONS)(self.on_command_button)
+        app.command(COMMAND)(self.on_command)
+        # anything else Slack sends (other events, other actions): acknowledged, nothing done
+        app.event(re.compile(r".*"))(ignore_event)
+        app.action(re.compile(r".*"))(ack_only)
 
     # --- construction -------------------------------------------------------------------
 
@@ -133,14 +196,27 @@ class SlackBot:
             "process_before_response": True,
             # Slack also delivers message.* events for edits and our own posts: ignored below
             "ignoring_self_events_enabled": True,
+            "dedup": self.dedup,
         }
         if not s.multi_workspace:
             if not s.bot_token:
                 raise ValueError("SLACK_BOT_TOKEN, or SLACK_CLIENT_ID + SLACK_CLIENT_SECRET")
-            return AsyncApp(**common)
+            return DedupedApp(**common)
         if installation_store is None or oauth_state_store is None:
             raise ValueError("multi-workspace mode needs the installation and state stores")
-        oauth = AsyncOAuthSettings(
+        authorize = self.authorize = CachedAuthorize(
+            logger=log, installation_store=installation_store, client_id=s.client_id,
+            client_secret=s.client_secret, cache_enabled=True, client=client,
+        )
+        return DedupedApp(**common, installation_store=installation_store,
+                          oauth_settings=self._oauth_settings(installation_store,
+                                                              oauth_state_store),
+                          authorize=authorize)
+
+    def _oauth_settings(self, installation_store: AsyncInstallationStore,
+                        oauth_state_store: AsyncOAuthStateStore) -> AsyncOAuthSettings:
+        s = self.settings
+        return AsyncOAuthSettings(
             client_id=s.client_id,
             client_secret=s.client_secret,
             scopes=s.scopes,
@@ -151,12 +227,6 @@ class SlackBot:
             installation_store=installation_store,
             state_store=oauth_state_store,
         )
-        authorize = self.authorize = CachedAuthorize(
-            logger=log, installation_store=installation_store, client_id=s.client_id,
-            client_secret=s.client_secret, cache_enabled=True, client=client,
-        )
-        return AsyncApp(**common, installation_store=installation_store, oauth_settings=oauth,
-                        authorize=authorize)
 
     # --- background work ------------------------------------------------------------------
 
@@ -175,7 +245,164 @@ class SlackBot:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
 
-    # --- helpers ------------------------------------------------------------------------
+    # --- objectives -----------------------------------------------------------------------
+
+    async def on_mention(self, event: Event, context: AsyncBoltContext) -> None:
+        if not inbound.is_user_message(event):
+            return
+        message = inbound.mention_to_message(event, tenant_of(context), context.bot_user_id)
+        await self.service.handle_message(message)
+
+    async def on_message(self, event: Event, context: AsyncBoltContext,
+                         client: AsyncWebClient) -> None:
+        """A DM, a reply in one of the bot's threads, or the comment it invited."""
+        bot_user = context.bot_user_id
+        if not inbound.is_unmentioned_message(event, bot_user):
+            return
+        tenant = tenant_of(context)
+        if await self._invited_comment(event, tenant, bot_user, client):
+            return
+        thread = inbound.thread_root(event)
+        if inbound.is_direct_message(event) or (
+            thread and await self.state.is_bot_thread(tenant, event["channel"], thread)
+        ):
+            await self.service.handle_message(inbound.message_to_message(event, tenant,
+                                                                         bot_user))
+
+    async def _invited_comment(self, event: Event, tenant: TenantId, bot_user: str | None,
+                               client: AsyncWebClient) -> bool:
+        """Record the message as a comment if its author was invited to comment there."""
+        channel, user, thread = event["channel"], event["user"], inbound.thread_root(event)
+        execution_id = await self.state.take_comment_invitation(tenant, channel, thread, user)
+        if execution_id is None:
+            return False
+        text = inbound.clean_text(event.get("text", ""), bot_user)
+        feedback = inbound.comment_feedback(tenant, user, execution_id, text)
+        result = await self.service.handle_feedback(feedback)
+        self.spawn(self.ephemeral(client, channel, user, outbound.comment_ack(result), thread))
+        return True
+
+    # --- ratings and comments -------------------------------------------------------------
+
+    async def on_reaction_added(self, event: Event, context: AsyncBoltContext,
+                                client: AsyncWebClient) -> None:
+        await self._reaction(event, context, client, removed=False)
+
+    async def on_reaction_removed(self, event: Event, context: AsyncBoltContext,
+                                  client: AsyncWebClient) -> None:
+        await self._reaction(event, context, client, removed=True)
+
+    async def _reaction(self, event: Event, context: AsyncBoltContext, client: AsyncWebClient,
+                        *, removed: bool) -> None:
+        if not inbound.reacts_to_bot(event, context.bot_user_id):
+            return
+        tenant = tenant_of(context)
+        feedback = inbound.reaction_to_feedback(event, tenant, removed=removed)
+        if feedback is None or feedback.answer_ref is None:
+            return
+        result = await self.service.handle_feedback(feedback)
+        if not result.recorded:
+            return  # not one of our answers (an announcement, say): stay quiet
+        ref = feedback.answer_ref
+        thread = await self.state.answer_thread(tenant, ref.channel_id, ref.message_id) or None
+        await self._vote_recorded(client, tenant, ref.channel_id, thread, feedback.user_id,
+                                  result)
+
+    async def on_rate(self, ack: AsyncAck, body: Payload, action: Payload,
+                      context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        """👍 / 👎 or the 1–5 select under an answer."""
+        await ack()
+        tenant, user = tenant_of(context), body["user"]["id"]
+        feedback = inbound.action_to_feedback(action, user, tenant)
+        if feedback is None:
+            return
+        result = await self.service.handle_feedback(feedback)
+        channel, thread = inbound.action_place(body)
+        if not result.recorded or not channel:
+            self.spawn(self.ephemeral(client, channel, user, result.message, thread))
+            return
+        await self._vote_recorded(client, tenant, channel, thread, user, result)
+
+    async def _vote_recorded(self, client: AsyncWebClient, tenant: TenantId, channel: str,
+                             thread_ts: str | None, user: str, result: FeedbackResult) -> None:
+        """After a rating: if the engine asks for a comment, the user's next reply in the
+        thread is taken as one; the vote is acknowledged privately."""
+        if result.invite_comment and result.execution_id is not None:
+            await self.state.invite_comment(tenant, channel, thread_ts, user, result.execution_id)
+        self.spawn(self.ephemeral(client, channel, user, outbound.vote_ack(result), thread_ts))
+
+    async def on_comment_button(self, ack: AsyncAck, body: Payload, action: Payload,
+                                client: AsyncWebClient) -> None:
+        await ack()
+        target = inbound.comment_target(body, action)
+        if target is None:
+            return
+        self.spawn(client.views_open(trigger_id=body["trigger_id"],
+                                     view=outbound.comment_modal(target)))
+
+    async def on_comment_view(self, ack: AsyncAck, body: Payload, view: Payload,
+                              context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        tenant, user = tenant_of(context), body["user"]["id"]
+        parsed = inbound.view_to_feedback(view, user, tenant)
+        if parsed is None:
+            await ack(response_action="errors", errors=outbound.COMMENT_MISSING)
+            return
+        await ack()
+        feedback, target = parsed
+        result = await self.service.handle_feedback(feedback)
+        self.spawn(self.ephemeral(client, target.channel_id, user, outbound.comment_ack(result),
+                                  target.thread_ts))
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def on_command(self, ack: AsyncAck, body: Payload, context: AsyncBoltContext,
+                         client: AsyncWebClient, respond: AsyncRespond) -> None:
+        """`/evobot …`: answered in the ack when it takes under the budget, else later
+        through response_url."""
+        command = inbound.command_to_inbound(body, tenant_of(context))
+        task = asyncio.ensure_future(self._run_command(client, command))
+        done, _ = await asyncio.wait({task}, timeout=self.settings.command_budget_s)
+        if task in done:
+            await ack(**await self._command_response(task, command.name))
+            return
+        await ack(**outbound.command_pending(command.name))
+        self.spawn(self._respond_later(task, command.name, respond))
+
+    async def _command_response(self, task: asyncio.Future[CommandReply],
+                                name: str) -> Payload:
+        try:
+            return outbound.command_response(await task)
+        except Exception as exc:
+            log.exception("/evobot %s failed", name)
+            return outbound.command_failed(name, exc)
+
+    async def _respond_later(self, task: asyncio.Future[CommandReply], name: str,
+                             respond: AsyncRespond) -> None:
+        await respond(replace_original=True, **await self._command_response(task, name))
+
+    async def on_command_button(self, ack: AsyncAck, body: Payload, action: Payload,
+                                context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        """Roll back / Apply / Dismiss under an announcement: the reply comes privately."""
+        await ack()
+        channel, _ = inbound.action_place(body)
+        command = inbound.button_to_command(action, body["user"]["id"], channel,
+                                            tenant_of(context))
+        if command is not None:
+            self.spawn(self._command_button(client, command))
+
+    async def _command_button(self, client: AsyncWebClient, command: InboundCommand) -> None:
+        message = outbound.document_message((await self._run_command(client, command)).document)
+        await self.ephemeral(client, command.channel_id, command.user_id, message.text,
+                             blocks=message.blocks)
+
+    async def _run_command(self, client: AsyncWebClient, command: InboundCommand
+                           ) -> CommandReply:
+        """Run a command, asking Slack whether the caller is an admin only when the registry
+        says this call needs it (engine.commands.needs_admin)."""
+        if needs_admin(command):
+            admin = await self.is_admin(client, command.tenant_id, command.user_id)
+            command = command.model_copy(update={"is_admin": admin})
+        return await self.service.handle_command(command)
 
     async def is_admin(self, client: AsyncWebClient, tenant: TenantId, user_id: str) -> bool:
         """EVOBOT_ADMINS, or a workspace admin/owner according to users.info (cached 60 s)."""
@@ -186,12 +413,12 @@ class SlackBot:
             return cached[1]
         try:
             response = await client.users_info(user=user_id)
-            user = response.get("user") or {}
-            admin = bool(user.get("is_admin") or user.get("is_owner")
-                         or user.get("is_primary_owner"))
         except SlackApiError as exc:
             log.warning("users.info for %s failed: %s", user_id, error_code(exc))
             return False
+        user = response.get("user") or {}
+        admin = bool(user.get("is_admin") or user.get("is_owner")
+                     or user.get("is_primary_owner"))
         self._admins[(tenant, user_id)] = (time.monotonic(), admin)
         return admin
 
@@ -210,219 +437,15 @@ class SlackBot:
         except SlackApiError as exc:
             log.warning("chat.postEphemeral failed: %s", error_code(exc))
 
-    async def _vote_recorded(self, client: AsyncWebClient, tenant: TenantId, channel: str,
-                             thread_ts: str | None, user: str, result: FeedbackResult,
-                             *, invite: bool) -> None:
-        """After a rating: invite a comment (a reply in the thread) and ack privately."""
-        if invite and result.execution_id is not None:
-            await self.state.invite_comment(tenant, channel, thread_ts, user, result.execution_id)
-        self.spawn(self.ephemeral(client, channel, user,
-                                  convert.feedback_ack(result, invite_comment=invite), thread_ts))
+    # --- installations ----------------------------------------------------------------------
 
-    async def _run_command(self, client: AsyncWebClient, tenant: TenantId, user: str,
-                           name: str, make: Callable[[bool], InboundCommand]) -> CommandReply:
-        command = make(False)
-        if needs_admin(command):
-            command = make(await self.is_admin(client, tenant, user))
-        return await self.service.handle_command(command)
+    async def on_tokens_revoked(self, event: Event, context: AsyncBoltContext) -> None:
+        await self._revoked(event, context, uninstalled=False)
 
-    @staticmethod
-    def reply_payload(reply: CommandReply) -> dict[str, Any]:
-        return {
-            "text": convert.truncate(reply.document.summary, 3000),
-            "blocks": convert.document_blocks(reply.document),
-            "response_type": "ephemeral" if reply.private else "in_channel",
-        }
+    async def on_app_uninstalled(self, event: Event, context: AsyncBoltContext) -> None:
+        await self._revoked(event, context, uninstalled=True)
 
-    # --- listeners ------------------------------------------------------------------------
-
-    def register(self) -> None:
-        app, service, state = self.app, self.service, self.state
-
-        @app.event("app_mention")
-        async def on_mention(event: dict[str, Any], context: AsyncBoltContext) -> None:
-            if not convert.is_user_message(event):
-                return
-            message = convert.mention_to_message(event, tenant_of(context), context.bot_user_id)
-            await service.handle_message(message)
-
-        @app.event("message")
-        async def on_message(event: dict[str, Any], context: AsyncBoltContext,
-                             client: AsyncWebClient) -> None:
-            if not convert.is_user_message(event):
-                return  # edits, deletes, joins, bots (ourselves included)
-            bot_user = context.bot_user_id
-            direct = convert.is_direct_message(event)
-            if not direct and convert.mentions(event.get("text", ""), bot_user):
-                return  # the app_mention event for the same post answers it
-            tenant, channel, user = tenant_of(context), event["channel"], event["user"]
-            thread = convert.thread_root(event)
-            text = convert.clean_text(event.get("text", ""), bot_user)
-            if not text:
-                return
-            execution_id = await state.take_comment_invitation(tenant, channel, thread, user)
-            if execution_id is not None:
-                result = await service.handle_feedback(
-                    convert.comment_feedback(tenant, user, execution_id, text)
-                )
-                self.spawn(self.ephemeral(client, channel, user,
-                                          convert.feedback_ack(result, invite_comment=False),
-                                          thread))
-                return
-            if direct or (thread and await state.is_bot_thread(tenant, channel, thread)):
-                await service.handle_message(convert.message_to_message(event, tenant, bot_user))
-
-        async def on_reaction(event: dict[str, Any], context: AsyncBoltContext,
-                              client: AsyncWebClient, *, removed: bool) -> None:
-            item_user = event.get("item_user")
-            if item_user and context.bot_user_id and item_user != context.bot_user_id:
-                return  # a reaction on somebody else's message
-            tenant = tenant_of(context)
-            feedback = convert.reaction_to_feedback(event, tenant, removed=removed)
-            if feedback is None or feedback.answer_ref is None:
-                return
-            result = await service.handle_feedback(feedback)
-            if not result.recorded:
-                return  # not one of our answers (an announcement, say): stay quiet
-            ref = feedback.answer_ref
-            thread = await state.answer_thread(tenant, ref.channel_id, ref.message_id) or None
-            invite = not removed and result.rating is not None and result.rating <= 3
-            await self._vote_recorded(client, tenant, ref.channel_id, thread, feedback.user_id,
-                                      result, invite=invite)
-
-        @app.event("reaction_added")
-        async def on_reaction_added(event: dict[str, Any], context: AsyncBoltContext,
-                                    client: AsyncWebClient) -> None:
-            await on_reaction(event, context, client, removed=False)
-
-        @app.event("reaction_removed")
-        async def on_reaction_removed(event: dict[str, Any], context: AsyncBoltContext,
-                                      client: AsyncWebClient) -> None:
-            await on_reaction(event, context, client, removed=True)
-
-        @app.event("tokens_revoked")
-        async def on_tokens_revoked(event: dict[str, Any], context: AsyncBoltContext) -> None:
-            await self._revoked(event, context, uninstalled=False)
-
-        @app.event("app_uninstalled")
-        async def on_app_uninstalled(event: dict[str, Any], context: AsyncBoltContext) -> None:
-            await self._revoked(event, context, uninstalled=True)
-
-        @app.action(re.compile(r"^evobot:rate:(up|down|select)$"))
-        async def on_rate(ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
-                          action: dict[str, Any], context: AsyncBoltContext,
-                          client: AsyncWebClient) -> None:
-            await ack()
-            tenant, user = tenant_of(context), body["user"]["id"]
-            feedback = convert.action_to_feedback(action, user, tenant)
-            if feedback is None:
-                return
-            result = await service.handle_feedback(feedback)
-            channel = (body.get("channel") or {}).get("id")
-            message = body.get("message") or {}
-            thread = message.get("thread_ts") or None
-            if not result.recorded or not channel:
-                self.spawn(self.ephemeral(client, channel, user, result.message, thread))
-                return
-            invite = result.rating is not None and result.rating <= 3
-            await self._vote_recorded(client, tenant, channel, thread, user, result,
-                                      invite=invite)
-
-        @app.action(convert.ACTION_COMMENT)
-        async def on_comment_button(ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
-                                    action: dict[str, Any], client: AsyncWebClient) -> None:
-            await ack()
-            try:
-                execution_id = int(action.get("value", ""))
-            except ValueError:
-                return
-            message = body.get("message") or {}
-            target = convert.CommentTarget(execution_id, (body.get("channel") or {}).get("id"),
-                                           message.get("thread_ts"))
-            self.spawn(client.views_open(trigger_id=body["trigger_id"],
-                                         view=convert.comment_modal(target)))
-
-        @app.view(convert.COMMENT_VIEW)
-        async def on_comment_view(ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
-                                  view: dict[str, Any], context: AsyncBoltContext,
-                                  client: AsyncWebClient) -> None:
-            tenant, user = tenant_of(context), body["user"]["id"]
-            parsed = convert.view_to_feedback(view, user, tenant)
-            if parsed is None:
-                await ack(response_action="errors",
-                          errors={"comment": "Write a comment (or pick a rating)."})
-                return
-            await ack()
-            feedback, target = parsed
-            result = await service.handle_feedback(feedback)
-            text = convert.feedback_ack(result, invite_comment=False)
-            self.spawn(self.ephemeral(client, target.channel_id, user, text, target.thread_ts))
-
-        @app.action(re.compile(r"^evobot:cmd:"))
-        async def on_command_button(ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
-                                    action: dict[str, Any], context: AsyncBoltContext,
-                                    client: AsyncWebClient) -> None:
-            await ack()
-            tenant, user = tenant_of(context), body["user"]["id"]
-            channel = (body.get("channel") or {}).get("id")
-            name = str(action.get("action_id", "")).removeprefix(convert.ACTION_COMMAND_PREFIX)
-
-            def make(is_admin: bool) -> InboundCommand:
-                command = convert.button_to_command(action, user, channel, tenant,
-                                                    is_admin=is_admin)
-                assert command is not None
-                return command
-
-            async def run() -> None:
-                reply = await self._run_command(client, tenant, user, name, make)
-                payload = self.reply_payload(reply)
-                await self.ephemeral(client, channel, user, payload["text"],
-                                     blocks=payload["blocks"])
-
-            self.spawn(run())
-
-        @app.command(COMMAND)
-        async def on_command(ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
-                             context: AsyncBoltContext, client: AsyncWebClient,
-                             respond: Callable[..., Awaitable[Any]]) -> None:
-            tenant, user = tenant_of(context), str(body.get("user_id", ""))
-            name, _ = convert.parse_command_text(str(body.get("text", "")))
-
-            def make(is_admin: bool) -> InboundCommand:
-                return convert.command_to_inbound(body, tenant, is_admin=is_admin)
-
-            task = asyncio.ensure_future(self._run_command(client, tenant, user, name, make))
-            done, _ = await asyncio.wait({task}, timeout=self.settings.command_budget_s)
-            if task in done:
-                try:
-                    await ack(**self.reply_payload(task.result()))
-                except Exception as exc:
-                    log.exception("/evobot %s failed", name)
-                    await ack(text=f"Sorry — `{name}` failed: {exc}", response_type="ephemeral")
-                return
-            await ack(text=f"Working on `{name}`…", response_type="ephemeral")
-
-            async def finish() -> None:
-                try:
-                    payload = self.reply_payload(await task)
-                except Exception as exc:
-                    log.exception("/evobot %s failed", name)
-                    payload = {"text": f"Sorry — `{name}` failed: {exc}",
-                               "response_type": "ephemeral"}
-                await respond(replace_original=True, **payload)
-
-            self.spawn(finish())
-
-        # Anything else Slack sends (other events, other actions): acknowledge, do nothing.
-        @app.event(re.compile(r".*"))
-        async def on_other_event() -> None:
-            return None
-
-        @app.action(re.compile(r".*"))
-        async def on_other_action(ack: Callable[..., Awaitable[Any]]) -> None:
-            await ack()
-
-    async def _revoked(self, event: dict[str, Any], context: AsyncBoltContext, *,
+    async def _revoked(self, event: Event, context: AsyncBoltContext, *,
                        uninstalled: bool) -> None:
         tenant = tenant_of(context)
         if self.revocation is not None:
@@ -436,23 +459,3 @@ class SlackBot:
             self.authorize.clear()
         log.warning("%s for %s: its installation is removed; the agent's history is kept",
                     "app_uninstalled" if uninstalled else "tokens_revoked", tenant)
-
-
-def dedup_middleware(state: SlackState) -> Callable[..., Awaitable[BoltResponse | None]]:
-    """Bolt global middleware: one execution per event id (Socket Mode has no HTTP layer to
-    do it; the HTTP handler marks the requests it already checked)."""
-
-    async def middleware(body: dict[str, Any], context: AsyncBoltContext,
-                         next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
-        event_id = body.get("event_id") if isinstance(body, dict) else None
-        if (
-            event_id
-            and not context.get("evobot_dedup_done")
-            and not await state.first_delivery(str(event_id))
-        ):
-            log.info("duplicate delivery of %s ignored", event_id)
-            return BoltResponse(status=200, body="")
-        await next()
-        return None
-
-    return middleware

@@ -3,9 +3,9 @@
 
 In front of Bolt's own handling: the signature is checked first (slack_sdk's SignatureVerifier,
 the one Bolt uses: a bad or stale signature is a 401 before anything is parsed or recorded),
-then the body must be one of Slack's shapes (else 400), then a delivery whose event id was
-already seen is acknowledged without running again — whether Slack marked it as a retry
-(`X-Slack-Retry-Num`) or not. If the app fails (5xx) the id is forgotten so the retry runs.
+then the body must be one of Slack's shapes (else 400). A redelivered event id is acknowledged
+without running again by the app itself (`adapters.slack.app.DedupedApp`), so Socket Mode
+gets the same guarantee.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,8 +24,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from adapters.slack.app import SlackBot
-
-log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 INSTALL_PATH = "/slack/install"
@@ -97,19 +94,9 @@ class SlackHttp:
         body = await request.body()
         if not self.verified(body, request):
             return PlainTextResponse("invalid signature", status_code=401)
-        payload = parse_body(body, request.headers.get("content-type", ""))
-        if payload is None:
+        if parse_body(body, request.headers.get("content-type", "")) is None:
             return PlainTextResponse("malformed Slack payload", status_code=400)
-        event_id = payload.get("event_id") if payload.get("type") == "event_callback" else None
-        if event_id and not await self.bot.state.first_delivery(str(event_id)):
-            retry = request.headers.get("x-slack-retry-num")
-            log.info("delivery %s of %s already handled; acknowledged", retry or "again",
-                     event_id)
-            return Response(status_code=200, headers={"X-Slack-No-Retry": "1"})
-        response = await self.handler.handle(request, {"evobot_dedup_done": True})
-        if event_id and response.status_code >= 500:
-            await self.bot.state.forget_delivery(str(event_id))
-        return response
+        return await self.handler.handle(request)
 
     async def oauth(self, request: Request) -> Response:
         if self.bot.app.oauth_flow is None:

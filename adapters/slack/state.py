@@ -1,21 +1,17 @@
 """The adapter's small shared state on Redis (web and worker processes see the same keys):
-delivered event ids, the threads and messages that are the bot's answers, invitations to
-comment, and per-channel posting pace."""
+the threads and messages that are the bot's answers, and invitations to comment.
+
+Redelivery de-duplication and per-channel pacing are adapters.common's (RedisDedup,
+RedisPacer), under the same "slack" namespace.
+"""
 
 from __future__ import annotations
-
-import asyncio
-import logging
-import time
 
 from redis.asyncio import Redis
 
 from engine.types import TenantId
 
-log = logging.getLogger(__name__)
-
 PREFIX = "evobot:slack"
-EVENT_TTL_S = 3600  # Slack retries for about an hour at most
 ANSWER_TTL_S = 30 * 24 * 3600
 COMMENT_TTL_S = 15 * 60
 
@@ -27,27 +23,10 @@ def _text(value: bytes | str | None) -> str | None:
 
 
 class SlackState:
+    """Which messages and threads are the bot's answers; who was invited to comment where."""
+
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-
-    # --- deliveries --------------------------------------------------------------------
-
-    async def first_delivery(self, event_id: str) -> bool:
-        """True the first time an event id is seen (fails open if Redis is unreachable: the
-        engine's unique message id still stops a duplicate execution)."""
-        try:
-            return bool(await self.redis.set(f"{PREFIX}:event:{event_id}", b"1", nx=True,
-                                              ex=EVENT_TTL_S))
-        except Exception:
-            log.exception("event dedup unavailable; processing %s", event_id)
-            return True
-
-    async def forget_delivery(self, event_id: str) -> None:
-        """The delivery failed: let Slack's retry be processed."""
-        try:
-            await self.redis.delete(f"{PREFIX}:event:{event_id}")
-        except Exception:
-            log.exception("could not clear the dedup key of %s", event_id)
 
     # --- answers and threads -------------------------------------------------------------
 
@@ -80,25 +59,3 @@ class SlackState:
                                       user: str) -> int | None:
         value = _text(await self.redis.getdel(self._comment_key(tenant, channel, thread, user)))
         return int(value) if value and value.isdigit() else None
-
-    # --- pacing --------------------------------------------------------------------------
-
-    async def pace(self, tenant: TenantId, channel: str, interval_s: float,
-                   max_wait_s: float = 60.0) -> None:
-        """At most one post per channel per `interval_s`, across every process (Slack allows
-        about one message per second per channel)."""
-        if interval_s <= 0:
-            return
-        key = f"{PREFIX}:pace:{tenant}:{channel}"
-        deadline = time.monotonic() + max_wait_s
-        while True:
-            try:
-                if await self.redis.set(key, b"1", nx=True, px=max(1, int(interval_s * 1000))):
-                    return
-                wait_ms = await self.redis.pttl(key)
-            except Exception:
-                log.exception("pacing unavailable; posting anyway")
-                return
-            if time.monotonic() >= deadline:
-                return
-            await asyncio.sleep(max(wait_ms, 5) / 1000)

@@ -15,7 +15,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstall
 from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.slack.convert import parse_tenant
+from adapters.slack.inbound import parse_tenant
 from engine.types import TenantId
 
 log = logging.getLogger(__name__)

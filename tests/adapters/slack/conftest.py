@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.slack.double import Deliveries, Delivery, SlackDouble, Workspace
 from bot.config import Config
 from bot.platforms import make_notifier
 from bot.web import Web, build_web
 from bot.worker import install_factory, make_thread_worker
+from doubles.slack import Deliveries, Delivery, SlackDouble, Workspace
 from engine.jobs import close_thread_runtime
 from tests.conftest import Stack
 

@@ -7,8 +7,9 @@ import json
 import time
 from typing import Any
 
-from adapters.slack import convert
-from adapters.slack.double import Deliveries, Delivery, Workspace
+from adapters.slack import inbound, outbound
+from doubles.slack import Deliveries, Delivery, Workspace
+from engine.commands import COMMANDS, listed
 from tests.adapters.slack.conftest import SlackWeb
 
 CHANNEL = "C0GENERAL"
@@ -252,7 +253,7 @@ async def test_buttons_select_and_comment_modal(
     await slack.settle()
     [opened] = slack.double.calls_to("views.open", ok=True)
     view = opened.params["view"]
-    assert view["callback_id"] == convert.COMMENT_VIEW
+    assert view["callback_id"] == inbound.COMMENT_VIEW
     values = {"comment": {"text": {"type": "plain_text_input", "value": "Mention TTLs."}},
               "rating": {"stars": {"type": "static_select", "selected_option": None}}}
     submitted = await slack.post(deliveries.view_submission(workspace, "U0ALICE", view, values))
@@ -301,6 +302,57 @@ async def test_admin_commands_check_users_info(
     await slack.post(deliveries.slash_command(workspace, "U0ADMIN", CHANNEL, "resume",
                                               response_url=url))
     assert len(slack.double.calls_to("users.info")) == 2
+
+
+async def slash(sw: SlackWeb, ws: Workspace, deliveries: Deliveries, user: str,
+                text: str) -> dict[str, Any]:
+    """`/evobot <text>` by `user`; the body of the ack (the reply, within the budget)."""
+    response = await sw.post(deliveries.slash_command(ws, user, CHANNEL, text,
+                                                      response_url=sw.double.response_url()))
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def block_texts(body: dict[str, Any]) -> list[str]:
+    return [(b.get("text") or {}).get("text", "") for b in body.get("blocks", [])]
+
+
+async def test_help_lists_every_listed_command(
+    local_slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
+) -> None:
+    body = await slash(local_slack, workspace, deliveries, "U0ALICE", "help")
+    lines = "\n".join(block_texts(body)).split("\n")
+    for command in listed():
+        assert any(line.startswith(outbound.escape(command.usage) + " — ") for line in lines), (
+            command.name, lines)
+    unlisted = [c.name for c in COMMANDS if not c.listed]
+    assert not [line for line in lines if line.split(" ", 1)[0] in unlisted]
+
+
+async def test_a_workspace_admin_sets_the_domain(
+    slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
+) -> None:
+    assert "U0ADMIN" not in slack.config.admins  # an admin by users.info, not EVOBOT_ADMINS
+    body = await slash(slack, workspace, deliveries, "U0ADMIN", "domain legal")
+    assert block_texts(body)[0] == "Domain set to legal"
+    assert [c.params["user"] for c in slack.double.calls_to("users.info")] == ["U0ADMIN"]
+    body = await slash(slack, workspace, deliveries, "U0ALICE", "domain")
+    assert block_texts(body)[0] == "Domain: legal"
+    # reading it needs no admin rights, so Slack was not asked about U0ALICE
+    assert [c.params["user"] for c in slack.double.calls_to("users.info")] == ["U0ADMIN"]
+
+
+async def test_a_member_cannot_set_the_domain(
+    slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
+) -> None:
+    before = block_texts(await slash(slack, workspace, deliveries, "U0ALICE", "domain"))[0]
+    body = await slash(slack, workspace, deliveries, "U0ALICE", "domain legal")
+    assert block_texts(body)[0] == "Sorry"
+    assert block_texts(body)[1].startswith("Only workspace or chat admins")
+    assert [c.params["user"] for c in slack.double.calls_to("users.info")] == ["U0ALICE"]
+    after = block_texts(await slash(slack, workspace, deliveries, "U0ALICE", "domain"))[0]
+    assert after == before and after != "Domain: legal"
 
 
 async def test_evobot_admins_allowlist(stack: Any, double: Any, workspace: Workspace,

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.slack.double import SlackDouble, Workspace
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.state import SlackState
 from adapters.slack.tokens import StaticToken
+from doubles.slack import SlackDouble, Workspace
 from engine.present import evolution_document, rollback_document
 from engine.types import (
     AnswerReady,

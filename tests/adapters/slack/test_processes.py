@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.slack.double import Deliveries, Delivery, SlackDouble
+from doubles.slack import Deliveries, Delivery, SlackDouble
 from tests.adapters.slack.conftest import CLIENT_ID, CLIENT_SECRET, SECRET
 from tests.adapters.slack.test_workspaces import install
 from tests.conftest import Stack

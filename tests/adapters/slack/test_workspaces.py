@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from adapters.slack.double import Deliveries, SlackDouble
+from doubles.slack import Deliveries, SlackDouble
 from tests.adapters.slack.conftest import SlackWeb, slack_config, start_web, stop_web
 from tests.conftest import Stack
 

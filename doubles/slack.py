@@ -1,4 +1,5 @@
-"""A Slack double that speaks HTTP, for tests and benchmarks (never used by the bot itself).
+"""A Slack double that speaks HTTP, for tests and benchmarks (never used by the bot itself;
+it lives outside the shipped packages).
 
 `SlackDouble` is a Web API server (aiohttp, 127.0.0.1, a free port): the methods the bot
 calls, answered in Slack's documented shapes — `{"ok": true, ...}` or HTTP 200 with

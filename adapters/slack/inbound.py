@@ -1,0 +1,365 @@
+"""Pure converters from Slack payloads to the engine's inputs.
+
+Tenant ids, reaction names → ratings, the predicates that decide which events the bot acts
+on, and events / block actions / view submissions / slash commands → InboundMessage,
+InboundFeedback and InboundCommand. The ids this module reads back (action ids, the comment
+modal's callback id and private_metadata) are defined here, so outbound.py builds exactly
+what is parsed. Nothing here performs I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from engine import ratings
+from engine.types import (
+    FeedbackSource,
+    InboundCommand,
+    InboundFeedback,
+    InboundMessage,
+    MessageRef,
+    TenantId,
+)
+
+PLATFORM = "slack"
+COMMENT_LIMIT = 4000
+
+ACTION_UP = "evobot:rate:up"
+ACTION_DOWN = "evobot:rate:down"
+ACTION_SELECT = "evobot:rate:select"
+ACTION_COMMENT = "evobot:comment"
+ACTION_COMMAND_PREFIX = "evobot:cmd:"  # + rollback | apply | dismiss
+RATE_ACTIONS = re.compile(r"^evobot:rate:(up|down|select)$")
+COMMAND_ACTIONS = re.compile("^" + re.escape(ACTION_COMMAND_PREFIX))
+COMMENT_VIEW = "evobot:comment"
+
+# --- tenants -----------------------------------------------------------------------------
+
+
+def tenant_id(team_id: str | None, enterprise_id: str | None = None) -> TenantId:
+    """`slack:<team_id>`, or `slack:<enterprise_id>:<team_id>` inside an Enterprise Grid
+    (the enterprise id is needed to find the installation again)."""
+    if enterprise_id and team_id:
+        return f"{PLATFORM}:{enterprise_id}:{team_id}"
+    if team_id:
+        return f"{PLATFORM}:{team_id}"
+    if enterprise_id:
+        return f"{PLATFORM}:{enterprise_id}:"
+    raise ValueError("a Slack payload without team or enterprise id")
+
+
+def parse_tenant(tenant: TenantId) -> tuple[str | None, str | None]:
+    """(enterprise_id, team_id) of a Slack tenant id."""
+    parts = tenant.split(":")
+    if len(parts) < 2 or parts[0] != PLATFORM:
+        raise ValueError(f"not a Slack tenant: {tenant!r}")
+    if len(parts) == 2:
+        return None, parts[1] or None
+    return parts[1] or None, parts[2] or None
+
+
+# --- deliveries ------------------------------------------------------------------------------
+
+
+def event_id(body: Any) -> str | None:
+    """The id Slack redelivers an Events API callback under (None for anything else)."""
+    if not isinstance(body, dict) or body.get("type") != "event_callback":
+        return None
+    value = body.get("event_id")
+    return str(value) if value else None
+
+
+# --- reactions (DESIGN §3) -----------------------------------------------------------------
+
+# Slack names reactions; each name stands for the emoji whose rating engine.ratings knows
+REACTION_EMOJI: dict[str, str] = {
+    "one": "1️⃣", "two": "2️⃣", "three": "3️⃣", "four": "4️⃣", "five": "5️⃣",
+    "star": "⭐", "star2": "🌟", "star-struck": "🤩", "star_struck": "🤩", "trophy": "🏆",
+    "100": "💯", "fire": "🔥", "tada": "🎉", "heart": "❤️",
+    "+1": "👍", "thumbsup": "👍", "white_check_mark": "✅", "heavy_check_mark": "✅",
+    "thinking_face": "🤔", "confused": "😕",
+    "-1": "👎", "thumbsdown": "👎",
+    "x": "❌", "rage": "😡", "hankey": "💩", "poop": "💩", "shit": "💩", "clown_face": "🤡",
+}  # fmt: skip
+REACTION_RATINGS: dict[str, int] = {
+    name: rating
+    for name, emoji in REACTION_EMOJI.items()
+    if (rating := ratings.rating_of(emoji)) is not None
+}
+
+
+def base_reaction(name: str) -> str:
+    """`+1::skin-tone-3` → `+1` (Slack appends skin tones with `::`)."""
+    return name.split("::", 1)[0].strip(":").lower()
+
+
+def reaction_rating(name: str, table: dict[str, int] | None = None) -> int | None:
+    return (table or REACTION_RATINGS).get(base_reaction(name))
+
+
+def reacts_to_bot(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    """False for a reaction on somebody else's message (Slack says whose in `item_user`)."""
+    item_user = event.get("item_user")
+    return not (item_user and bot_user_id and item_user != bot_user_id)
+
+
+# --- messages -------------------------------------------------------------------------------
+
+_LINK = re.compile(r"<((?:https?|mailto):[^>|]+)(?:\|([^>]*))?>")
+USER_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+
+def _mention_pattern(bot_user_id: str) -> str:
+    return rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>"
+
+
+def mentions(text: str, bot_user_id: str | None) -> bool:
+    return bool(bot_user_id) and re.search(_mention_pattern(bot_user_id or ""),
+                                           text or "") is not None
+
+
+def _link(match: re.Match[str]) -> str:
+    url, label = match.group(1), match.group(2)
+    if url.startswith("mailto:"):
+        return label or url.removeprefix("mailto:")
+    return f"{label} ({url})" if label and label != url else url
+
+
+def clean_text(text: str, bot_user_id: str | None = None) -> str:
+    """A Slack message's text as the agent should read it: the bot's own mention removed,
+    links as `label (url)`, Slack's HTML escapes undone."""
+    if bot_user_id:
+        text = re.sub(_mention_pattern(bot_user_id), " ", text)
+    text = _LINK.sub(_link, text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return re.sub(r"[ \t]+", " ", text).strip()
+
+
+def is_user_message(event: dict[str, Any]) -> bool:
+    """A person's new message: not a bot's, not an edit/delete/join or other subtype."""
+    if event.get("subtype") not in USER_SUBTYPES:
+        return False
+    if event.get("bot_id") or event.get("bot_profile") or event.get("hidden"):
+        return False
+    return bool(event.get("user")) and bool(event.get("ts"))
+
+
+def is_direct_message(event: dict[str, Any]) -> bool:
+    return event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
+
+
+def thread_root(event: dict[str, Any]) -> str | None:
+    """The thread this message replies in (None for a top-level message)."""
+    thread_ts = event.get("thread_ts")
+    return thread_ts if thread_ts and thread_ts != event.get("ts") else None
+
+
+def is_unmentioned_message(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    """A `message` event the message listener may act on: a person's new message with text,
+    and not a channel post that mentions the bot (its `app_mention` event answers that)."""
+    if not is_user_message(event):
+        return False  # edits, deletes, joins, bots (ourselves included)
+    text = event.get("text", "")
+    if not is_direct_message(event) and mentions(text, bot_user_id):
+        return False
+    return bool(clean_text(text, bot_user_id))
+
+
+def mention_to_message(
+    event: dict[str, Any], tenant: TenantId, bot_user_id: str | None
+) -> InboundMessage:
+    """`app_mention`: answered in the thread of the mention (a new thread if top-level)."""
+    return InboundMessage(
+        tenant_id=tenant,
+        channel_id=event["channel"],
+        user_id=event["user"],
+        text=clean_text(event.get("text", ""), bot_user_id),
+        message_id=event["ts"],
+        thread_id=event.get("thread_ts") or event["ts"],
+    )
+
+
+def message_to_message(
+    event: dict[str, Any], tenant: TenantId, bot_user_id: str | None
+) -> InboundMessage:
+    """A DM (answered inline, or in its thread) or a reply in one of the bot's threads."""
+    return InboundMessage(
+        tenant_id=tenant,
+        channel_id=event["channel"],
+        user_id=event["user"],
+        text=clean_text(event.get("text", ""), bot_user_id),
+        message_id=event["ts"],
+        thread_id=thread_root(event),
+    )
+
+
+# --- feedback -------------------------------------------------------------------------------
+
+
+def reaction_to_feedback(
+    event: dict[str, Any], tenant: TenantId, *, removed: bool,
+    table: dict[str, int] | None = None,
+) -> InboundFeedback | None:
+    """`reaction_added` / `reaction_removed` on a message; None for reactions we don't map."""
+    item = event.get("item") or {}
+    if item.get("type") != "message" or not event.get("user"):
+        return None
+    rating = reaction_rating(str(event.get("reaction", "")), table)
+    if rating is None:
+        return None
+    return InboundFeedback(
+        tenant_id=tenant,
+        user_id=event["user"],
+        source=FeedbackSource.REACTION,
+        rating=None if removed else rating,
+        retract=removed,
+        answer_ref=MessageRef(channel_id=item["channel"], message_id=item["ts"]),
+    )
+
+
+def _button_rating(action: dict[str, Any]) -> tuple[int, int] | None:
+    """(execution id, rating) of a 👍 / 👎 button or the 1–5 select."""
+    action_id = action.get("action_id")
+    try:
+        if action_id in (ACTION_UP, ACTION_DOWN):
+            rating = REACTION_RATINGS["+1" if action_id == ACTION_UP else "-1"]
+            return int(action["value"]), rating
+        if action_id == ACTION_SELECT:
+            value = (action.get("selected_option") or {}).get("value", "")
+            execution, _, stars = value.partition(":")
+            return int(execution), int(stars)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def action_to_feedback(
+    action: dict[str, Any], user_id: str, tenant: TenantId
+) -> InboundFeedback | None:
+    """A 👍 / 👎 button or the 1–5 select on an answer."""
+    rated = _button_rating(action)
+    if rated is None or not 1 <= rated[1] <= 5:
+        return None
+    return InboundFeedback(
+        tenant_id=tenant, user_id=user_id, source=FeedbackSource.BUTTON, rating=rated[1],
+        execution_id=rated[0],
+    )
+
+
+def action_place(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(channel, thread) of the message a block action was pressed on."""
+    channel = (body.get("channel") or {}).get("id")
+    thread = (body.get("message") or {}).get("thread_ts") or None
+    return channel, thread
+
+
+@dataclass(frozen=True)
+class CommentTarget:
+    """What the 💬 modal is about, carried in its private_metadata."""
+
+    execution_id: int
+    channel_id: str | None = None
+    thread_ts: str | None = None
+
+    def dumps(self) -> str:
+        return json.dumps({"e": self.execution_id, "c": self.channel_id, "t": self.thread_ts})
+
+    @classmethod
+    def loads(cls, text: str) -> CommentTarget | None:
+        try:
+            data = json.loads(text)
+            return cls(int(data["e"]), data.get("c"), data.get("t"))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+def comment_target(body: dict[str, Any], action: dict[str, Any]) -> CommentTarget | None:
+    """The 💬 button under an answer: which answer (its value), in which channel and thread."""
+    try:
+        execution_id = int(action.get("value", ""))
+    except (TypeError, ValueError):
+        return None
+    channel, thread = action_place(body)
+    return CommentTarget(execution_id, channel, thread)
+
+
+def _view_values(view: dict[str, Any]) -> tuple[str, int | None]:
+    """(comment, rating) as typed into the 💬 modal."""
+    values = (view.get("state") or {}).get("values") or {}
+    comment = ((values.get("comment") or {}).get("text") or {}).get("value") or ""
+    selected = ((values.get("rating") or {}).get("stars") or {}).get("selected_option")
+    stars = str((selected or {}).get("value", ""))
+    return comment.strip(), int(stars) if stars.isdigit() else None
+
+
+def view_to_feedback(
+    view: dict[str, Any], user_id: str, tenant: TenantId
+) -> tuple[InboundFeedback, CommentTarget] | None:
+    """The 💬 modal's submission: a comment (and optionally a rating) on one answer."""
+    target = CommentTarget.loads(view.get("private_metadata") or "")
+    if target is None:
+        return None
+    comment, rating = _view_values(view)
+    if not comment and rating is None:
+        return None
+    feedback = InboundFeedback(
+        tenant_id=tenant, user_id=user_id, source=FeedbackSource.COMMENT,
+        comment=comment[:COMMENT_LIMIT] or None, rating=rating,
+        execution_id=target.execution_id,
+    )
+    return feedback, target
+
+
+def comment_feedback(
+    tenant: TenantId, user_id: str, execution_id: int, text: str
+) -> InboundFeedback:
+    """A reply in the thread that the user was invited to comment in."""
+    return InboundFeedback(
+        tenant_id=tenant, user_id=user_id, source=FeedbackSource.COMMENT,
+        comment=text[:COMMENT_LIMIT], execution_id=execution_id,
+    )
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def parse_command_text(text: str) -> tuple[str, list[str]]:
+    """`/evobot diff 3 4` → ("diff", ["3", "4"]); empty → help."""
+    try:
+        parts = shlex.split(text or "")
+    except ValueError:
+        parts = (text or "").split()
+    if not parts:
+        return "help", []
+    return parts[0].lower(), parts[1:]
+
+
+def command_to_inbound(
+    body: dict[str, Any], tenant: TenantId, *, is_admin: bool = False
+) -> InboundCommand:
+    """`/evobot <text>` (a slash command form)."""
+    name, args = parse_command_text(str(body.get("text", "")))
+    return InboundCommand(
+        tenant_id=tenant, user_id=str(body.get("user_id", "")), name=name, args=args,
+        channel_id=body.get("channel_id"), is_admin=is_admin,
+    )
+
+
+def button_to_command(
+    action: dict[str, Any], user_id: str, channel_id: str | None, tenant: TenantId,
+    *, is_admin: bool = False,
+) -> InboundCommand | None:
+    """Roll back / Apply / Dismiss on an announcement → the matching command."""
+    action_id = str(action.get("action_id", ""))
+    if not action_id.startswith(ACTION_COMMAND_PREFIX):
+        return None
+    name = action_id.removeprefix(ACTION_COMMAND_PREFIX)
+    value = str(action.get("value", ""))
+    return InboundCommand(
+        tenant_id=tenant, user_id=user_id, name=name, args=[value] if value else [],
+        channel_id=channel_id, is_admin=is_admin,
+    )
