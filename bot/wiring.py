@@ -14,7 +14,7 @@ from redis.asyncio import Redis as AsyncRedis
 
 from bot.config import Config
 from engine.jobs import RedisLocks, RQJobQueue
-from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, PastObjective
+from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
 from engine.llm import gateway as llm_gateway
 from engine.llm.gateway import LLMGateway
 from engine.notify import NotifierRouter
@@ -107,10 +107,10 @@ class LazyKnowledge:
     ) -> list[KnowledgeHit]:
         return await (await self.store()).relevant_learnings(tenant, query, **options)
 
-    async def similar_bad_objectives(
+    async def objective_context(
         self, tenant: str, objective: str, *, k: int = 3
-    ) -> list[PastObjective]:
-        return await (await self.store()).similar_bad_objectives(tenant, objective, k=k)
+    ) -> ObjectiveContext:
+        return await (await self.store()).objective_context(tenant, objective, k=k)
 
     async def bootstrap_rules(self, tenant: str, **options: Any) -> list[KnowledgeHit]:
         return await (await self.store()).bootstrap_rules(tenant, **options)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from engine.llm.gateway import LLMError, LLMTimeout
 from engine.present import footer
-from engine.runner import RunResult, run_agent
+from engine.runner import Guidance, RunResult, run_agent
 from engine.runtime import Runtime
 from engine.storage.cross_tenant import claim_execution, execution_tenant
 from engine.storage.models import Execution, utcnow
@@ -58,6 +58,7 @@ class Job:
     row: Execution
     version: AgentVersionView
     history: list[tuple[str, str]]
+    privacy_mode: str
 
 
 async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True) -> str:
@@ -74,11 +75,12 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
     toolbox = await toolbox_for(
         rt, row.tenant_id, version.tools, model=version.model, temperature=version.temperature
     )
+    guidance = await _guidance(rt, row, job.privacy_mode)
     try:
         result = await run_agent(
             rt.gateway, version, row.objective, toolbox=toolbox, history=job.history,
-            lessons=await _lessons(rt, row.tenant_id, row.objective),
-            max_steps=rt.settings.max_steps, tool_mode=rt.settings.llm_tools,
+            guidance=guidance, max_steps=rt.settings.max_steps,
+            tool_mode=rt.settings.llm_tools,
         )
     except LLMError as exc:
         await _failed_attempt(rt, row, exc, final_attempt)
@@ -103,7 +105,9 @@ async def _load(rt: Runtime, execution_id: int) -> Job:
         if row.thread_id:
             earlier = await repo.thread_history(row.channel_id, row.thread_id)
             history = [(e.objective, e.output or "") for e in earlier if e.id != row.id]
-    return Job(row, version, history)
+        tenant = await repo.tenant()
+        privacy_mode = tenant.privacy_mode if tenant else "isolated"
+    return Job(row, version, history, privacy_mode)
 
 
 async def _store_result(rt: Runtime, row: Execution, result: RunResult) -> None:
@@ -179,13 +183,34 @@ async def _tell_failed(rt: Runtime, row: Execution, reason: str) -> None:
     )
 
 
-async def _lessons(rt: Runtime, tenant_id: TenantId, objective: str) -> list[str]:
+async def _guidance(rt: Runtime, row: Execution, privacy_mode: str) -> Guidance:
+    """Lessons of similar objectives that went badly; and for an objective unlike anything
+    this tenant had before (a new objective type), the learnings that look relevant —
+    shared ones too when the privacy mode allows. Its novelty is recorded on the row."""
     try:
-        hits = await rt.knowledge.similar_bad_objectives(tenant_id, objective, k=3)
+        context = await rt.knowledge.objective_context(row.tenant_id, row.objective, k=3)
+        novel = (context.nearest_distance is None
+                 or context.nearest_distance > rt.settings.novelty_distance)
+        patterns = await rt.knowledge.relevant_learnings(
+            row.tenant_id, row.objective, privacy_mode=privacy_mode, k=3
+        ) if novel else []
     except Exception:
         log.exception("knowledge lookup failed; answering without lessons")
-        return []
-    return [hit.lesson for hit in hits if hit.lesson]
+        return Guidance()
+    await _record_novelty(rt, row, 1.0 if context.nearest_distance is None
+                          else context.nearest_distance)
+    return Guidance(
+        lessons=[past.lesson for past in context.bad if past.lesson],
+        patterns=[hit.text for hit in patterns],
+        novel=novel,
+    )
+
+
+async def _record_novelty(rt: Runtime, row: Execution, novelty: float) -> None:
+    async with rt.repo(row.tenant_id) as repo:
+        stored = await repo.execution(row.id)
+        if stored is not None:
+            stored.novelty = novelty
 
 
 async def _record_tool_stats(

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, PastObjective
+from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
 from engine.types import Delivery, OutboundEvent, SandboxResult, TenantId
 
 if TYPE_CHECKING:
@@ -101,10 +101,10 @@ class NullKnowledge:
     async def relevant_learnings(self, tenant: str, query: str, **_: Any) -> list[KnowledgeHit]:
         return []
 
-    async def similar_bad_objectives(
+    async def objective_context(
         self, tenant: str, objective: str, *, k: int = 3
-    ) -> list[PastObjective]:
-        return []
+    ) -> ObjectiveContext:
+        return ObjectiveContext(None, ())
 
     async def bootstrap_rules(self, tenant: str, **_: Any) -> list[KnowledgeHit]:
         return []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, PastObjective
+from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
 from engine.types import Delivery, OutboundEvent, SandboxResult, TenantId
 
 if TYPE_CHECKING:
@@ -80,9 +80,9 @@ class KnowledgeStore(Protocol):
         self, tenant: str, query: str, *, privacy_mode: str = "isolated", k: int = 5
     ) -> list[KnowledgeHit]: ...
 
-    async def similar_bad_objectives(
+    async def objective_context(
         self, tenant: str, objective: str, *, k: int = 3
-    ) -> list[PastObjective]: ...
+    ) -> ObjectiveContext: ...
 
     async def bootstrap_rules(
         self, tenant: str, *, privacy_mode: str, k: int = 5

@@ -21,17 +21,34 @@ class RunResult:
     tools_used: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Guidance:
+    """What the tenant's history adds to the system prompt for one objective."""
+
+    lessons: list[str] = field(default_factory=list)  # from similar, badly rated objectives
+    patterns: list[str] = field(default_factory=list)  # learnings, for a new kind of objective
+    novel: bool = False  # unlike anything this tenant asked before
+
+    def text(self) -> str:
+        parts = []
+        if self.lessons:
+            parts.append("Lessons from similar past requests that users rated badly:\n"
+                         + "\n".join(f"- {lesson}" for lesson in self.lessons))
+        if self.patterns:
+            parts.append("This is a new kind of request here. Patterns learned from similar "
+                         "work:\n" + "\n".join(f"- {pattern}" for pattern in self.patterns))
+        return "\n".join(parts)
+
+
 def build_messages(
     version: AgentVersionView,
     objective: str,
     history: list[tuple[str, str]],
-    lessons: list[str],
+    guidance: Guidance,
 ) -> list[dict[str, Any]]:
     system = render(version.prompt)
-    if lessons:
-        system += "\nLessons from similar past requests that users rated badly:\n" + "\n".join(
-            f"- {lesson}" for lesson in lessons
-        )
+    if guidance.text():
+        system += "\n" + guidance.text()
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
     for asked, answered in history:
         messages += [
@@ -49,7 +66,7 @@ async def run_agent(
     *,
     toolbox: ToolBox,
     history: list[tuple[str, str]] | None = None,
-    lessons: list[str] | None = None,
+    guidance: Guidance | None = None,
     max_steps: int = 5,
     purpose: str = "execute",
     max_tokens: int = 600,
@@ -57,7 +74,7 @@ async def run_agent(
 ) -> RunResult:
     """Answer `objective`. Raises LLMError on infrastructure failures (never learned from)."""
     start = time.perf_counter()
-    messages = build_messages(version, objective, history or [], lessons or [])
+    messages = build_messages(version, objective, history or [], guidance or Guidance())
     tools = toolbox.schemas() if tool_use(version.model, tool_mode).offered else []
     result = RunResult(output="")
     for step in range(max_steps):

@@ -92,7 +92,7 @@ class EvobotService:
         return FeedbackResult(
             recorded=True, execution_id=execution_id, rating=rating,
             message=_ack(rating, comment), evolution_queued=queued,
-            invite_comment=is_negative(rating),
+            invite_comment=is_negative(rating) and not comment,
         )
 
     async def _after_rating(self, tenant_id: TenantId, rating: int | None, comment: str | None,

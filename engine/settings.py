@@ -35,6 +35,8 @@ class EngineSettings(BaseModel):
     stale_running_s: float = 600.0
     pending_grace_s: float = 15.0
     tool_timeout_s: float = 5.0
+    # an objective farther than this (cosine distance) from every recorded one is a new type
+    novelty_distance: float = 0.6
     admins: list[str] = []
 
     @property

@@ -41,6 +41,14 @@ class PastObjective:
 
 
 @dataclass(frozen=True)
+class ObjectiveContext:
+    """What the tenant's history says about a new objective, from one embedding."""
+
+    nearest_distance: float | None  # to the closest objective recorded before; None: none yet
+    bad: tuple[PastObjective, ...]  # similar objectives that were rated badly
+
+
+@dataclass(frozen=True)
 class CrossDomainPattern:
     """Similar shared learnings that showed up in several domains."""
 

@@ -37,7 +37,12 @@ from chromadb.config import Settings
 
 from engine.knowledge.anonymize import anonymize
 from engine.knowledge.embeddings import embedding_identity
-from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, PastObjective
+from engine.knowledge.records import (
+    CrossDomainPattern,
+    KnowledgeHit,
+    ObjectiveContext,
+    PastObjective,
+)
 from engine.types import PrivacyMode
 
 LEARNINGS = "learnings"
@@ -307,17 +312,19 @@ class KnowledgeStore:
             )
         )
 
-    async def similar_bad_objectives(
-        self, tenant: str, objective: str, *, k: int = 3
-    ) -> list[PastObjective]:
-        """This tenant's past objectives near `objective` that were rated <= 2."""
-        return await asyncio.to_thread(self._similar_bad_objectives, tenant, objective, k)
+    async def objective_context(self, tenant: str, objective: str, *, k: int = 3
+                                ) -> ObjectiveContext:
+        """How far the nearest recorded objective is (novelty), and the similar ones that
+        went badly (their lessons) — one embedding for both."""
+        return await asyncio.to_thread(self._objective_context, tenant, objective, k)
 
-    def _similar_bad_objectives(self, tenant: str, objective: str, k: int) -> list[PastObjective]:
+    def _objective_context(self, tenant: str, objective: str, k: int) -> ObjectiveContext:
         _check_tenant(tenant)
-        where: Where = {"$and": [{"tenant": tenant}, {"rating": {"$lte": BAD_RATING}}]}
         vector = self._embed([objective])[0]
-        return [_past_objective(*row) for row in self._query_rows(OBJECTIVES, vector, where, k)]
+        nearest = self._query_rows(OBJECTIVES, vector, {"tenant": tenant}, 1)
+        bad_only: Where = {"$and": [{"tenant": tenant}, {"rating": {"$lte": BAD_RATING}}]}
+        bad = [_past_objective(*row) for row in self._query_rows(OBJECTIVES, vector, bad_only, k)]
+        return ObjectiveContext(nearest[0][3] if nearest else None, tuple(bad))
 
     async def bootstrap_rules(
         self,

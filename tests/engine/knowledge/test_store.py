@@ -69,7 +69,7 @@ async def test_an_isolated_tenants_canary_never_reaches_anyone_else(
                 *await store.bootstrap_rules(tenant, privacy_mode=mode, k=50),
             ]
             assert not any(mentions_canary(hit.text + hit.tool_name) for hit in seen)
-        bad = await store.similar_bad_objectives(tenant, query, k=20)
+        bad = (await store.objective_context(tenant, query, k=20)).bad
         assert not any(mentions_canary(past.text + past.lesson) for past in bad)
         assert not mentions_canary(json.dumps(await store.export_tenant(tenant)))
     for pattern in await store.cross_domain_patterns(min_domains=1):
@@ -172,7 +172,7 @@ async def test_relearning_the_same_text_updates_instead_of_duplicating(
 
 
 @pytest.mark.asyncio
-async def test_similar_bad_objectives_are_this_tenants_low_rated_ones(
+async def test_objective_context_finds_this_tenants_low_rated_ones_and_the_nearest(
     store: KnowledgeStore,
 ) -> None:
     await store.record_objective(
@@ -181,11 +181,15 @@ async def test_similar_bad_objectives_are_this_tenants_low_rated_ones(
     await store.record_objective(FEDERATED, "how many km is 10 miles", outcome_rating=5)
     await store.record_objective(COLLECTIVE, "convert 3 miles to km", outcome_rating=1)
 
-    bad = await store.similar_bad_objectives(FEDERATED, "miles to kilometres", k=5)
+    context = await store.objective_context(FEDERATED, "miles to kilometres", k=5)
 
-    assert [(past.text, past.rating, past.outcome, past.lesson) for past in bad] == [
+    assert [(past.text, past.rating, past.outcome, past.lesson) for past in context.bad] == [
         ("convert 5 miles to km", 2, "bad", "show the unit")
     ]
+    assert context.nearest_distance is not None and context.nearest_distance < 0.6
+    far = await store.objective_context(FEDERATED, "write a haiku about autumn leaves")
+    assert far.nearest_distance is not None and far.nearest_distance > 0.6
+    assert (await store.objective_context("local:new", "anything")).nearest_distance is None
 
 
 @pytest.mark.asyncio
