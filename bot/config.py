@@ -52,6 +52,8 @@ class Config(BaseSettings):
     evolve_after_ratings: int = Field(default=3, alias="EVOBOT_EVOLVE_AFTER_RATINGS")
     job_retry_intervals: str = Field(default="2,10,30", alias="EVOBOT_JOB_RETRY_INTERVALS")
     reconcile_every_s: float = Field(default=60.0, alias="EVOBOT_RECONCILE_EVERY_S")
+    # how often each active tenant gets an evolution over its recent answers (0: never)
+    periodic_evolution_s: float = Field(default=86_400.0, alias="EVOBOT_PERIODIC_EVOLUTION_S")
     stale_running_s: float = Field(default=600.0, alias="EVOBOT_STALE_RUNNING_S")
     allow_model_requests: bool = Field(default=True, alias="EVOBOT_ALLOW_MODEL_REQUESTS")
 
@@ -91,6 +93,7 @@ class Config(BaseSettings):
             ],
             admins=self.admins,
             stale_running_s=self.stale_running_s,
+            periodic_evolution_s=self.periodic_evolution_s,
         )
 
 

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 
 from rq import Queue, SimpleWorker
+from rq.cron import CronScheduler
 from rq.timeouts import TimerDeathPenalty
 
 from bot.config import Config
 from bot.wiring import RedisHandle, build_runtime, connect_redis
-from engine.jobs import EVOLUTION, EXECUTIONS, install_runtime_factory, reconcile_job
+from engine.jobs import (
+    EVOLUTION,
+    EXECUTIONS,
+    install_runtime_factory,
+    periodic_job,
+    reconcile_job,
+)
 from engine.notify import NotifierRouter
 from engine.runtime import Runtime
 
@@ -56,21 +64,38 @@ def make_thread_worker(redis: RedisHandle, name: str | None = None) -> ThreadWor
     return ThreadWorker(_queues(redis), connection=redis.sync, name=name, worker_ttl=17)
 
 
-def schedule_reconciler(
-    redis: RedisHandle, every_s: float, stop: threading.Event
+def make_cron(redis: RedisHandle, config: Config) -> CronScheduler:
+    """The recurring jobs, on RQ's CronScheduler: the reconciler (at start, then every
+    EVOBOT_RECONCILE_EVERY_S) and, unless EVOBOT_PERIODIC_EVOLUTION_S is 0, the sweep that
+    queues each active tenant's periodic evolution (the sweep itself enforces the period per
+    tenant, so checking hourly is enough)."""
+    cron = CronScheduler(connection=redis.sync, name=f"evobot-{uuid.uuid4().hex[:8]}")
+    cron.register(reconcile_job, EVOLUTION, interval=max(1, int(config.reconcile_every_s)),
+                  result_ttl=60, failure_ttl=3600)
+    if config.periodic_evolution_s > 0:
+        every = max(1, int(min(config.periodic_evolution_s, 3600)))
+        cron.register(periodic_job, EVOLUTION, interval=every, result_ttl=600,
+                      failure_ttl=86_400)
+    return cron
+
+
+def schedule_recurring_jobs(
+    redis: RedisHandle, config: Config, stop: threading.Event
 ) -> threading.Thread:
-    """Enqueue the reconciler now and every `every_s` seconds (deduplicated by job id)."""
-    queue = Queue(EVOLUTION, connection=redis.sync)
+    """Wake the CronScheduler when a job is due. Its own `start()` loop installs signal
+    handlers (main thread only) and can't be stopped from another thread, so a daemon thread
+    asks it what is due and sleeps for as long as it says."""
+    cron = make_cron(redis, config)
 
     def loop() -> None:
         while not stop.is_set():
             try:
-                queue.enqueue(reconcile_job, job_id="reconcile", result_ttl=60, failure_ttl=3600)
+                cron.enqueue_jobs()
             except Exception:
-                log.exception("could not enqueue the reconciler (is Redis down?)")
-            stop.wait(every_s)
+                log.exception("could not enqueue recurring jobs (is Redis down?)")
+            stop.wait(max(1.0, cron.calculate_sleep_interval()))
 
-    thread = threading.Thread(target=loop, name="evobot-reconciler", daemon=True)
+    thread = threading.Thread(target=loop, name="evobot-cron", daemon=True)
     thread.start()
     return thread
 
@@ -85,7 +110,7 @@ def run_worker(
     redis = connect_redis(config)
     install_factory(config, make_notifier, redis)
     stop = threading.Event()
-    schedule_reconciler(redis, config.reconcile_every_s, stop)
+    schedule_recurring_jobs(redis, config, stop)
     worker = SimpleWorker(_queues(redis), connection=redis.sync)
     try:
         worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
@@ -111,7 +136,7 @@ class EmbeddedWorker:
 
     def start(self) -> EmbeddedWorker:
         install_factory(self.config, self.make_notifier, self.redis)
-        schedule_reconciler(self.redis, self.config.reconcile_every_s, self._stop)
+        schedule_recurring_jobs(self.redis, self.config, self._stop)
         self.thread.start()
         return self
 

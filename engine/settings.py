@@ -34,6 +34,7 @@ class EngineSettings(BaseModel):
     job_retry_intervals: list[int] = [2, 10, 30]
     stale_running_s: float = 600.0
     pending_grace_s: float = 15.0
+    periodic_evolution_s: float = 86_400.0  # 0: no periodic evolutions
     tool_timeout_s: float = 5.0
     # an objective farther than this (cosine distance) from every recorded one is a new type
     novelty_distance: float = 0.6

@@ -2,7 +2,13 @@
 `functions` (what RQ runs), `worker_runtime` (each worker thread's loop and Runtime),
 `reconciler` (re-enqueues what the database says is unfinished)."""
 
-from engine.jobs.functions import evolve_job, execute_job, reconcile_job, review_job
+from engine.jobs.functions import (
+    evolve_job,
+    execute_job,
+    periodic_job,
+    reconcile_job,
+    review_job,
+)
 from engine.jobs.locks import RedisLocks
 from engine.jobs.queue import EVOLUTION, EXECUTIONS, RQJobQueue
 from engine.jobs.reconciler import reconcile
@@ -17,6 +23,7 @@ __all__ = [
     "evolve_job",
     "execute_job",
     "install_runtime_factory",
+    "periodic_job",
     "reconcile",
     "reconcile_job",
     "review_job",

@@ -6,7 +6,7 @@ from rq import get_current_job
 
 from engine.evolution import evolve, review
 from engine.execute import execute, mark_failed
-from engine.jobs.reconciler import reconcile
+from engine.jobs.reconciler import queue_periodic_evolutions, reconcile
 from engine.jobs.worker_runtime import run_in_job_loop
 from engine.runtime import Runtime
 from engine.types import TenantId
@@ -48,3 +48,7 @@ def review_job(tenant_id: TenantId) -> str:
 
 def reconcile_job() -> dict[str, int]:
     return run_in_job_loop(reconcile)
+
+
+def periodic_job() -> int:
+    return run_in_job_loop(queue_periodic_evolutions)

@@ -1,5 +1,6 @@
-"""The reconciler: re-enqueue work whose job was lost (Redis restart, killed worker).
-The database is the truth; enqueueing is idempotent (one live job per id)."""
+"""Recurring sweeps over every tenant. The reconciler re-enqueues work whose job was lost
+(Redis restart, killed worker); the periodic sweep queues each active tenant's periodic
+evolution. The database is the truth; enqueueing is idempotent (one live job per id)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ import logging
 from datetime import timedelta
 
 from engine.runtime import Runtime
-from engine.storage.cross_tenant import stuck_executions, tenants_with_waiting_feedback
+from engine.storage.cross_tenant import (
+    stuck_executions,
+    tenants_due_for_periodic_evolution,
+    tenants_with_waiting_feedback,
+)
 from engine.storage.models import utcnow
 from engine.tools.lifecycle import tenants_due
 
@@ -36,3 +41,21 @@ async def reconcile(rt: Runtime) -> dict[str, int]:
         log.info("reconciler re-enqueued %d executions, %d evolutions, %d tool reviews",
                  len(execution_ids), len(tenants), len(tool_tenants))
     return {"executions": len(execution_ids), "evolutions": len(tenants)}
+
+
+PERIODIC = "periodic"
+
+
+async def queue_periodic_evolutions(rt: Runtime) -> int:
+    """Queue a `periodic` evolution for every tenant with answers rated since its last one
+    (and no periodic evolution within EVOBOT_PERIODIC_EVOLUTION_S). Returns how many."""
+    if rt.settings.periodic_evolution_s <= 0:
+        return 0
+    due = await tenants_due_for_periodic_evolution(
+        rt.sessions, utcnow() - timedelta(seconds=rt.settings.periodic_evolution_s), PERIODIC
+    )
+    for tenant_id in due:
+        await rt.queue.enqueue_evolution(tenant_id, trigger=PERIODIC)
+    if due:
+        log.info("queued %d periodic evolutions", len(due))
+    return len(due)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, inspect, or_, select, update
+from sqlalchemy import delete, func, inspect, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.storage.models import (
@@ -89,6 +89,31 @@ async def tenants_with_waiting_feedback(sessions: Sessions, quiet_before: dateti
             )
         )
         return list(rows)
+
+
+async def tenants_due_for_periodic_evolution(
+    sessions: Sessions, period_start: datetime, trigger: str
+) -> list[str]:
+    """Tenants with ratings newer than their last `trigger` evolution, whose last one (if
+    any) started before `period_start`."""
+    last = (
+        select(Evolution.tenant_id, func.max(Evolution.created_at).label("at"))
+        .where(Evolution.trigger == trigger)
+        .group_by(Evolution.tenant_id)
+        .subquery()
+    )
+    query = (
+        select(Feedback.tenant_id).distinct()
+        .outerjoin(last, last.c.tenant_id == Feedback.tenant_id)
+        .where(
+            Feedback.retracted.is_(False),
+            Feedback.rating.is_not(None),
+            or_(last.c.at.is_(None),
+                (last.c.at < period_start) & (Feedback.updated_at > last.c.at)),
+        )
+    )
+    async with sessions() as session:
+        return list(await session.scalars(query))
 
 
 async def export_tenant_rows(sessions: Sessions, tenant_id: TenantId) -> dict[str, Any]:
