@@ -38,25 +38,32 @@ def evolution_document(
         blocks.append(Block(kind="diff", text=diff))
     if replay_summary:
         blocks.append(Block(kind="context", text=replay_summary))
-    buttons: list[Button] = []
+    buttons = evolution_buttons(decision, from_version, to_version, evolution_id)
+    summary = f"{DECISION_TITLES[decision]}: {arrow}. {replay_summary}".strip()
+    return Document(summary=summary, blocks=blocks, buttons=buttons)
+
+
+def evolution_buttons(
+    decision: Decision, from_version: int, to_version: int | None, evolution_id: int
+) -> list[Button]:
+    """Admin actions on an announced evolution: roll back, apply or dismiss, stop a canary."""
     if decision == Decision.PROMOTED:
-        buttons.append(
+        return [
             Button(action="rollback", label="Roll back", value=str(from_version),
                    style="danger", admin_only=True)
-        )
-    elif decision == Decision.NEEDS_APPROVAL:
-        buttons += [
+        ]
+    if decision == Decision.NEEDS_APPROVAL:
+        return [
             Button(action="apply", label="Apply", value=str(evolution_id), style="primary",
                    admin_only=True),
             Button(action="dismiss", label="Dismiss", value=str(evolution_id), admin_only=True),
         ]
-    elif decision == Decision.CANARY and to_version:
-        buttons.append(
+    if decision == Decision.CANARY and to_version:
+        return [
             Button(action="rollback", label="Stop canary", value=str(from_version),
                    style="danger", admin_only=True)
-        )
-    summary = f"{DECISION_TITLES[decision]}: {arrow}. {replay_summary}".strip()
-    return Document(summary=summary, blocks=blocks, buttons=buttons)
+        ]
+    return []
 
 
 def rollback_document(

@@ -1,6 +1,15 @@
 """The evolution engine: feedback → reflected learnings → bounded prompt edits → validated,
-routed, announced and watched new versions. See docs/ARCHITECTURE.md, "Rating → evolution"."""
+routed, announced and watched new versions. See docs/ARCHITECTURE.md, "Rating → evolution".
 
-from engine.evolution.loop import Outcome, apply_approved, dismiss_approval, evolve, review
+One module per step, joined by the `Attempt` record (attempt.py): gather, reflect, propose,
+validate, route, record, announce — orchestrated by evolve.py. review.py runs the canary
+decision (canary.py), the degradation watch (watch.py) and the tools' lifecycle; approval.py
+applies or dismisses what waits for an admin.
+"""
+
+from engine.evolution.approval import apply_approved, dismiss_approval
+from engine.evolution.attempt import Outcome
+from engine.evolution.evolve import evolve
+from engine.evolution.review import review
 
 __all__ = ["Outcome", "apply_approved", "dismiss_approval", "evolve", "review"]

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from engine.evolution.checks import looks_like_injection
 from engine.llm.gateway import LLMGateway, Usage
+from engine.prompt import render
+from engine.types import StructuredPrompt
 
 REFLECT_SYSTEM = """You improve an AI assistant's system prompt from its users' ratings.
 You get the current prompt and rated examples as JSON between <data> tags.
@@ -24,6 +26,9 @@ Answer with JSON only: {"learnings": [{"type": "prompt_rule" | "tool_need" | "to
 "issue": str, "suggested_change": str (the rule text, an imperative sentence),
 "rationale": str, "confidence": 0..1, "impact": 0..1, "target_rule": rule id or null,
 "action": "add" | "edit" | "remove", "feedback_ids": [int]}]}"""
+
+
+CLEARLY_BAD_AT_MOST = 2  # the ratings whose comment alone may become a rule
 
 
 class Learning(BaseModel):
@@ -61,14 +66,11 @@ class ReflectResult:
 
 
 def reflect_payload(
-    rendered_prompt: str,
-    rules: list[dict[str, str]],
-    examples: list[RatedExample],
-    past_learnings: list[str],
+    prompt: StructuredPrompt, examples: list[RatedExample], past_learnings: list[str]
 ) -> str:
     data = {
-        "current_prompt": rendered_prompt,
-        "rules": rules,
+        "current_prompt": render(prompt),
+        "rules": [{"id": r.id, "text": r.text} for r in prompt.rules],
         "past_learnings": past_learnings,
         "feedback": [
             {
@@ -86,12 +88,13 @@ def reflect_payload(
 
 
 def comment_fallback(examples: list[RatedExample]) -> list[Learning]:
-    """When the model's output stays invalid: a negative rating's explicit comment becomes a
+    """When the model's output stays invalid: a clearly bad rating's explicit comment becomes a
     medium-confidence rule candidate (still validated like any other)."""
     learnings = []
     for example in examples:
         comment = (example.comment or "").strip()
-        if example.rating is not None and example.rating <= 2 and comment:
+        # stricter than is_negative on purpose: only a 1 or 2 turns a bare comment into a rule
+        if example.rating is not None and example.rating <= CLEARLY_BAD_AT_MOST and comment:
             text = comment[:200].rstrip(".!") + "."
             learnings.append(
                 Learning(
@@ -109,18 +112,15 @@ def comment_fallback(examples: list[RatedExample]) -> list[Learning]:
 async def reflect(
     gateway: LLMGateway,
     model: str,
+    prompt: StructuredPrompt,
     *,
-    rendered_prompt: str,
-    rules: list[dict[str, str]],
     examples: list[RatedExample],
     past_learnings: list[str],
 ) -> ReflectResult:
+    """Learnings from the rated examples; the users' comments when the model gives none."""
     messages = [
         {"role": "system", "content": REFLECT_SYSTEM},
-        {
-            "role": "user",
-            "content": reflect_payload(rendered_prompt, rules, examples, past_learnings),
-        },
+        {"role": "user", "content": reflect_payload(prompt, examples, past_learnings)},
     ]
     outcome = await gateway.structured(
         model, messages, Reflection, purpose="reflect", max_tokens=700

@@ -93,61 +93,67 @@ class ReplayReport:
         }
 
 
-async def _judge_once(
-    gateway: LLMGateway, model: str, case: ReplayCase, first: str, second: str
-) -> tuple[str, Usage]:
-    data = {"objective": case.objective, "rubric": case.rubric, "A": first, "B": second}
-    outcome = await gateway.structured(
-        model,
-        [
-            {"role": "system", "content": JUDGE_SYSTEM},
-            {
-                "role": "user",
-                "content": "<data>" + json.dumps(data, ensure_ascii=False) + "</data>",
-            },
-        ],
-        Verdict,
-        purpose="judge",
-        max_tokens=150,
-    )
-    return (outcome.value.winner if outcome.value else "tie"), outcome.usage
+# the judge's verdicts (candidate is B going forward, A going backward) as the candidate's score
+FORWARD_SCORE = {"B": 1, "A": -1, "tie": 0}
+BACKWARD_SCORE = {"A": 1, "B": -1, "tie": 0}
 
 
-async def replay(
-    gateway: LLMGateway,
-    judge_model: str,
-    current: AgentVersionView,
-    candidate: AgentVersionView,
-    cases: list[ReplayCase],
-    *,
-    toolbox: ToolBox,
-    max_steps: int,
-) -> ReplayReport:
-    report = ReplayReport()
-    for case in cases:
-        runs = []
-        for version in (current, candidate):
-            run = await run_agent(
-                gateway,
-                version,
-                case.objective,
-                toolbox=toolbox,
-                max_steps=max_steps,
-                purpose="replay",
+@dataclass(frozen=True)
+class Replayer:
+    """Runs the current version and the candidate on each case and has the judge compare
+    their answers, once in each order."""
+
+    gateway: LLMGateway
+    judge_model: str
+    toolbox: ToolBox
+    max_steps: int
+
+    async def replay(
+        self, current: AgentVersionView, candidate: AgentVersionView, cases: list[ReplayCase]
+    ) -> ReplayReport:
+        report = ReplayReport()
+        for case in cases:
+            current_answer = await self._answer(current, case, report.usage)
+            candidate_answer = await self._answer(candidate, case, report.usage)
+            score = await self._score(case, current_answer, candidate_answer, report.usage)
+            report.cases.append(
+                CaseResult(case.objective, case.negative, score, current_answer, candidate_answer)
             )
-            report.usage.add(run.usage)
-            runs.append(run.output)
-        current_answer, candidate_answer = runs
-        forward, usage_a = await _judge_once(
-            gateway, judge_model, case, current_answer, candidate_answer
+        return report
+
+    async def _answer(self, version: AgentVersionView, case: ReplayCase, usage: Usage) -> str:
+        run = await run_agent(
+            self.gateway,
+            version,
+            case.objective,
+            toolbox=self.toolbox,
+            max_steps=self.max_steps,
+            purpose="replay",
         )
-        backward, usage_b = await _judge_once(
-            gateway, judge_model, case, candidate_answer, current_answer
+        usage.add(run.usage)
+        return run.output
+
+    async def _score(self, case: ReplayCase, current: str, candidate: str, usage: Usage) -> int:
+        """+2 when the candidate won in both orders … -2 when it lost in both."""
+        forward, usage_a = await self._judge_once(case, current, candidate)
+        backward, usage_b = await self._judge_once(case, candidate, current)
+        usage.add(usage_a)
+        usage.add(usage_b)
+        return FORWARD_SCORE[forward] + BACKWARD_SCORE[backward]
+
+    async def _judge_once(self, case: ReplayCase, first: str, second: str) -> tuple[str, Usage]:
+        data = {"objective": case.objective, "rubric": case.rubric, "A": first, "B": second}
+        outcome = await self.gateway.structured(
+            self.judge_model,
+            [
+                {"role": "system", "content": JUDGE_SYSTEM},
+                {
+                    "role": "user",
+                    "content": "<data>" + json.dumps(data, ensure_ascii=False) + "</data>",
+                },
+            ],
+            Verdict,
+            purpose="judge",
+            max_tokens=150,
         )
-        report.usage.add(usage_a)
-        report.usage.add(usage_b)
-        score = {"B": 1, "A": -1, "tie": 0}[forward] + {"A": 1, "B": -1, "tie": 0}[backward]
-        report.cases.append(
-            CaseResult(case.objective, case.negative, score, current_answer, candidate_answer)
-        )
-    return report
+        return (outcome.value.winner if outcome.value else "tie"), outcome.usage

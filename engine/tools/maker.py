@@ -1,4 +1,4 @@
-"""The tool maker (DESIGN §6): a `tool_need` learning → a tested tool on a new agent version.
+"""The tool maker: a `tool_need` learning → a tested tool on a new agent version.
 
 1. One structured LLM call (the evolver model) for a draft: a function (name, description,
    JSON-schema parameters, Python source, unit tests) — or, when the need asks for a
@@ -42,6 +42,7 @@ from engine.tools.registry import (
     ARCHIVED,
     OFFERED,
     REJECTED,
+    Republished,
     announce_channel,
     next_version,
     replacing,
@@ -283,46 +284,69 @@ async def _trial_subagent(
     return Trial(True, 1)
 
 
+@dataclass(frozen=True)
+class _Registered:
+    """A tool stored as active, the agent version that carries it, and where to announce."""
+
+    tool_version: int
+    moved: Republished
+    channel_id: str | None
+    thread_id: str | None
+
+
 async def _register(
     rt: Runtime, tenant_id: TenantId, evolution_id: int, draft: ToolDraft, trial: Trial,
     attempts: int,
 ) -> MakeResult:
-    actor = f"evolution:{evolution_id}"
     try:
-        async with rt.repo(tenant_id) as repo:
-            version = await next_version(repo, draft.name)
-            previous = [t for t in await repo.tools(OFFERED) if t.name == draft.name]
-            for old in previous:
-                old.status, old.note = ARCHIVED, f"superseded by v{version}"
-            repo.session.add(_row(tenant_id, evolution_id, draft, version, ACTIVE_STATUS, None,
-                                  pinned=any(t.pinned for t in previous)))
-            await repo.session.flush()
-            moved = await republish(
-                repo, replacing(draft.name, version), actor=actor,
-                reason=f"new tool {draft.name}: {draft.description}"[:1000],
-            )
-            channel_id, thread_id = await announce_channel(repo, evolution_id)
+        registered = await _store_active(rt, tenant_id, evolution_id, draft)
     except StaleLabel as exc:  # a rollback landed meanwhile: don't build on a moved label
         return await _reject(rt, tenant_id, evolution_id, draft, [f"superseded: {exc}"])
-    sig = signature(draft.name, draft.tool_parameters())
-    await rt.notifier.deliver(
-        ToolAnnounced(
-            tenant_id=tenant_id,
-            channel_id=channel_id,
-            thread_id=thread_id,
-            name=draft.name,
-            description=draft.description,
-            signature=sig,
-            tests_passed=trial.passed,
-            version=moved.to_version,
-            document=tool_document(
-                name=draft.name, kind=draft.kind, description=draft.description, signature=sig,
-                checks_passed=trial.passed, tool_version=version,
-                from_version=moved.from_version, to_version=moved.to_version,
-            ),
+    await rt.notifier.deliver(_announcement(tenant_id, draft, trial, registered))
+    moved = registered.moved
+    return MakeResult("active", draft.name, registered.tool_version, moved.to_version, attempts)
+
+
+async def _store_active(
+    rt: Runtime, tenant_id: TenantId, evolution_id: int, draft: ToolDraft
+) -> _Registered:
+    """The new tool version (its earlier versions archived) on a new agent version."""
+    async with rt.repo(tenant_id) as repo:
+        version = await next_version(repo, draft.name)
+        previous = [t for t in await repo.tools(OFFERED) if t.name == draft.name]
+        for old in previous:
+            old.status, old.note = ARCHIVED, f"superseded by v{version}"
+        repo.session.add(_row(tenant_id, evolution_id, draft, version, ACTIVE_STATUS, None,
+                              pinned=any(t.pinned for t in previous)))
+        await repo.session.flush()
+        moved = await republish(
+            repo, replacing(draft.name, version), actor=f"evolution:{evolution_id}",
+            reason=f"new tool {draft.name}: {draft.description}"[:1000],
         )
+        channel_id, thread_id = await announce_channel(repo, evolution_id)
+    return _Registered(version, moved, channel_id, thread_id)
+
+
+def _announcement(
+    tenant_id: TenantId, draft: ToolDraft, trial: Trial, registered: _Registered
+) -> ToolAnnounced:
+    sig = signature(draft.name, draft.tool_parameters())
+    moved = registered.moved
+    return ToolAnnounced(
+        tenant_id=tenant_id,
+        channel_id=registered.channel_id,
+        thread_id=registered.thread_id,
+        name=draft.name,
+        description=draft.description,
+        signature=sig,
+        tests_passed=trial.passed,
+        version=moved.to_version,
+        document=tool_document(
+            name=draft.name, kind=draft.kind, description=draft.description, signature=sig,
+            checks_passed=trial.passed, tool_version=registered.tool_version,
+            from_version=moved.from_version, to_version=moved.to_version,
+        ),
     )
-    return MakeResult("active", draft.name, version, moved.to_version, attempts)
 
 
 async def _reject(

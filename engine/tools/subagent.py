@@ -1,5 +1,5 @@
-"""Sub-agents as tools (seed spec §3, "AgentTool"): a specialist with its own persona, rules
-and function tools, offered to the main agent as one tool taking a `task`.
+"""Sub-agents as tools: a specialist with its own persona, rules and function tools, offered
+to the main agent as one tool taking a `task`.
 
 Depth is bounded at one: a sub-agent's tool box holds `python` and function tools only, so a
 sub-agent never calls another sub-agent.
@@ -52,25 +52,18 @@ def subagent_runner(
 
     async def run(spec: ToolSpec, task: str) -> tuple[str, list[str]]:
         sub = parse_spec(spec.source)
+        tools = [by_name[n] for n in sub.tools if n in by_name]
         version = AgentVersionView(
-            tenant_id=tenant_id,
-            version=spec.version,
-            prompt=sub.prompt,
-            model=model,
-            temperature=temperature,
-            tools=[by_name[n].ref for n in sub.tools if n in by_name],
-            parent_version=None,
+            tenant_id=tenant_id, version=spec.version, prompt=sub.prompt, model=model,
+            temperature=temperature, tools=[t.ref for t in tools], parent_version=None,
             created_by=f"subagent:{spec.name}",
         )
         # no run_subagent here: a sub-agent gets no sub-agents (bounded depth)
-        toolbox = ToolBox(
-            [PYTHON_SPEC, *(by_name[n] for n in sub.tools if n in by_name)],
-            sandbox,
-            timeout_s=tool_timeout_s,
-        )
+        toolbox = ToolBox([PYTHON_SPEC, *tools], sandbox, timeout_s=tool_timeout_s)
         result = await run_agent(
             gateway, version, task, toolbox=toolbox, max_steps=MAX_STEPS, purpose="subagent"
         )
         return result.output, result.tools_used
 
     return run
+

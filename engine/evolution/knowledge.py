@@ -1,0 +1,90 @@
+"""The evolution's use of the knowledge store: what was learned before, what is learned now.
+
+The store is an aid, never a requirement: when it fails the evolution goes on without it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from engine.evolution.attempt import Attempt
+from engine.evolution.reflect import Learning
+from engine.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SHARED_PATTERN_MAX_CONFIDENCE = 0.6  # someone else's lesson never promotes straight away
+
+
+async def past_learnings(rt: Runtime, attempt: Attempt) -> list[str]:
+    """Learnings relevant to this feedback's objectives, for the reflection to build on."""
+    query = " ".join(e.objective for e in attempt.examples)[:1000]
+    try:
+        hits = await rt.knowledge.relevant_learnings(
+            attempt.tenant_id, query, privacy_mode=attempt.privacy, k=5
+        )
+    except Exception:
+        log.exception("knowledge lookup failed; reflecting without it")
+        return []
+    return [hit.text for hit in hits]
+
+
+async def shared_patterns(rt: Runtime, attempt: Attempt) -> list[Learning]:
+    """The best patterns other workspaces shared, as learnings for a bootstrap."""
+    try:
+        hits = await rt.knowledge.bootstrap_rules(
+            attempt.tenant_id, privacy_mode=attempt.privacy, k=3
+        )
+    except Exception:
+        log.exception("bootstrap lookup failed")
+        return []
+    return [
+        Learning(
+            suggested_change=hit.text,
+            issue="a pattern other workspaces learned",
+            rationale=f"shared pattern (confidence {hit.confidence:.2f})",
+            confidence=min(hit.confidence, SHARED_PATTERN_MAX_CONFIDENCE),
+            impact=hit.impact,
+        )
+        for hit in hits
+    ]
+
+
+async def record_rated_objectives(
+    rt: Runtime, attempt: Attempt, reflected: list[Learning]
+) -> None:
+    """Rated objectives become searchable history: badly rated ones carry their lesson."""
+    lessons = {i: x.suggested_change for x in reflected for i in x.feedback_ids}
+    for example in attempt.examples:
+        if example.rating is None:
+            continue
+        lesson = lessons.get(example.feedback_id) or (example.comment or "")
+        try:
+            await rt.knowledge.record_objective(
+                attempt.tenant_id, example.objective, outcome_rating=example.rating,
+                lesson=lesson[:300],
+            )
+        except Exception:
+            log.exception("recording an objective failed")
+
+
+async def remember_accepted_learnings(rt: Runtime, attempt: Attempt) -> None:
+    """Only learnings that passed validation become knowledge (and, by mode, shared)."""
+    async with rt.repo(attempt.tenant_id) as repo:
+        tenant = await repo.tenant()
+        domain = tenant.domain if tenant else "general"
+    for learning in attempt.learnings:
+        if learning.type != "prompt_rule" or not learning.suggested_change:
+            continue
+        try:
+            await rt.knowledge.add_learning(
+                attempt.tenant_id,
+                learning.suggested_change,
+                domain=domain,
+                type=learning.type,
+                confidence=learning.confidence,
+                impact=learning.impact,
+                privacy_mode=attempt.privacy,
+            )
+        except Exception:
+            log.exception("storing a learning failed")

@@ -1,0 +1,72 @@
+"""Step 5 — record: the decision, and the new version it makes, in one transaction.
+
+Labels move with an optimistic check: when the active version moved while the evolution ran
+(a rollback, another version), the candidate was built on a stale parent and is skipped.
+"""
+
+from __future__ import annotations
+
+from engine.evolution.attempt import Attempt
+from engine.runtime import Runtime
+from engine.storage.models import Evolution, utcnow
+from engine.storage.repo import ACTIVE, CANARY, StaleLabel, TenantRepo
+from engine.types import AgentVersionView, Decision, StructuredPrompt, TenantId
+
+
+async def record_decision(rt: Runtime, attempt: Attempt) -> None:
+    """Store what the attempt found and decided; create and label the version it makes; mark
+    its feedback used (it is never retried)."""
+    async with rt.repo(attempt.tenant_id) as repo:
+        row = await repo.evolution(attempt.evolution_id)
+        assert row is not None
+        _store_findings(row, attempt)
+        if attempt.creates_version:
+            try:
+                attempt.new_version = await create_and_label_version(
+                    repo, row, attempt.base, attempt.decision, attempt.reason
+                )
+            except StaleLabel as exc:
+                attempt.decision, attempt.reason = Decision.SKIPPED, f"superseded: {exc}"
+        row.decision, row.reason = attempt.decision.value, attempt.reason
+        row.candidate_version = attempt.new_version
+        await repo.mark_feedback_used(list(row.feedback_ids), attempt.evolution_id)
+
+
+def _store_findings(row: Evolution, attempt: Attempt) -> None:
+    row.learnings = [x.model_dump() for x in attempt.learnings]
+    row.ops = [op.model_dump() for op in attempt.ops]
+    row.validation = attempt.validation.as_json()
+    prompt = attempt.candidate_prompt
+    row.candidate_prompt = prompt.model_dump() if prompt is not None else None
+    row.cost_usd, row.finished_at, row.status = attempt.cost, utcnow(), "done"
+
+
+async def create_and_label_version(
+    repo: TenantRepo, row: Evolution, base: AgentVersionView, decision: Decision, reason: str
+) -> int:
+    """The row's candidate as a new version of `base`, made active (promoted) or the canary.
+    Raises StaleLabel when the active version is no longer `base`."""
+    actor = f"evolution:{row.id}"
+    number = await repo.create_version(
+        prompt=StructuredPrompt.model_validate(row.candidate_prompt),
+        model=base.model,
+        temperature=base.temperature,
+        tools=base.tools,
+        parent_version=base.version,
+        created_by=actor,
+        rationale=reason,
+    )
+    if decision == Decision.PROMOTED:
+        await repo.move_label(ACTIVE, number, reason="promote", actor=actor, expect=base.version)
+    else:
+        if await repo.label(ACTIVE) != base.version:
+            raise StaleLabel("active moved during the evolution")
+        await repo.move_label(CANARY, number, reason="canary", actor=actor)
+    return number
+
+
+async def mark_failed(rt: Runtime, tenant_id: TenantId, evolution_id: int, error: str) -> None:
+    async with rt.repo(tenant_id) as repo:
+        row = await repo.evolution(evolution_id)
+        if row is not None:
+            row.status, row.reason, row.finished_at = "failed", f"error: {error}", utcnow()
