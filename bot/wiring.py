@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +112,11 @@ class LazyKnowledge:
         self, tenant: str, objective: str, *, k: int = 3
     ) -> ObjectiveContext:
         return await (await self.store()).objective_context(tenant, objective, k=k)
+
+    async def group_similar(
+        self, texts: Sequence[str], *, max_distance: float = 0.35
+    ) -> list[list[int]]:
+        return await (await self.store()).group_similar(texts, max_distance=max_distance)
 
     async def bootstrap_rules(self, tenant: str, **options: Any) -> list[KnowledgeHit]:
         return await (await self.store()).bootstrap_rules(tenant, **options)

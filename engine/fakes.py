@@ -5,7 +5,7 @@ across objectives)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +105,15 @@ class NullKnowledge:
         self, tenant: str, objective: str, *, k: int = 3
     ) -> ObjectiveContext:
         return ObjectiveContext(None, ())
+
+    async def group_similar(
+        self, texts: Sequence[str], *, max_distance: float = 0.35
+    ) -> list[list[int]]:
+        """Only identical texts are similar (no embeddings here)."""
+        groups: dict[str, list[int]] = {}
+        for index, text in enumerate(texts):
+            groups.setdefault(text.strip().lower(), []).append(index)
+        return sorted(groups.values(), key=len, reverse=True)
 
     async def bootstrap_rules(self, tenant: str, **_: Any) -> list[KnowledgeHit]:
         return []

@@ -7,6 +7,7 @@ thing. See docs/ARCHITECTURE.md, "Ports".
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -83,6 +84,10 @@ class KnowledgeStore(Protocol):
     async def objective_context(
         self, tenant: str, objective: str, *, k: int = 3
     ) -> ObjectiveContext: ...
+
+    async def group_similar(
+        self, texts: Sequence[str], *, max_distance: float = 0.35
+    ) -> list[list[int]]: ...
 
     async def bootstrap_rules(
         self, tenant: str, *, privacy_mode: str, k: int = 5

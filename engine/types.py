@@ -20,6 +20,13 @@ def tenant_platform(tenant_id: TenantId) -> str:
     return tenant_id.split(":", 1)[0]
 
 
+def is_one_person_tenant(tenant_id: TenantId) -> bool:
+    """The console, and a Telegram private chat (positive chat ids; groups are negative):
+    whoever asks for a change is everyone the agent serves."""
+    platform, _, rest = tenant_id.partition(":")
+    return platform == "local" or (platform == "telegram" and rest.isdigit())
+
+
 class PrivacyMode(StrEnum):
     ISOLATED = "isolated"
     FEDERATED = "federated"

@@ -326,6 +326,27 @@ class KnowledgeStore:
         bad = [_past_objective(*row) for row in self._query_rows(OBJECTIVES, vector, bad_only, k)]
         return ObjectiveContext(nearest[0][3] if nearest else None, tuple(bad))
 
+    async def group_similar(self, texts: Sequence[str], *, max_distance: float = 0.35
+                            ) -> list[list[int]]:
+        """Groups of similar texts (indices into `texts`, largest group first): each text joins
+        the first group whose first member is within `max_distance` (cosine)."""
+        if not texts:
+            return []
+        return await asyncio.to_thread(self._group_similar, list(texts), max_distance)
+
+    def _group_similar(self, texts: list[str], max_distance: float) -> list[list[int]]:
+        vectors = np.asarray(self._embed(texts), dtype=float)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        groups: list[list[int]] = []
+        for index, vector in enumerate(vectors):
+            home = next((g for g in groups if 1.0 - float(vectors[g[0]] @ vector)
+                         <= max_distance), None)
+            if home is None:
+                groups.append([index])
+            else:
+                home.append(index)
+        return sorted(groups, key=len, reverse=True)
+
     async def bootstrap_rules(
         self,
         tenant: str,

@@ -121,3 +121,13 @@ def test_prob_worse_is_calibrated() -> None:
     assert prob_worse(5, 0, 0, 5) < 0.05
     # symmetric: P(a<b) + P(b<a) = 1 for continuous posteriors
     assert prob_worse(3, 2, 1, 4) + prob_worse(1, 4, 3, 2) == pytest.approx(1.0)
+
+
+def test_one_person_tenants_are_the_console_and_telegram_private_chats() -> None:
+    from engine.types import is_one_person_tenant
+
+    assert is_one_person_tenant("local:default")
+    assert is_one_person_tenant("telegram:12345")
+    assert not is_one_person_tenant("telegram:-100123")
+    assert not is_one_person_tenant("slack:T1")
+    assert not is_one_person_tenant("slack:E1:T1")

@@ -367,3 +367,19 @@ async def test_a_tenants_many_shared_copies_do_not_crowd_out_the_others(
     rows = store._others_rows("shared_learnings", vector, FEDERATED, k=5)
 
     assert [document for _, document, _, _ in rows] == ["Prefer kilograms over pounds"]
+
+
+@pytest.mark.asyncio
+async def test_similar_objectives_are_grouped_and_different_ones_are_not(
+    store: KnowledgeStore,
+) -> None:
+    texts = [
+        "convert 5 miles to km",
+        "write a haiku about autumn",
+        "how many kilometres is 10 miles",
+        "convert 26 miles into kilometers",
+    ]
+    groups = await store.group_similar(texts, max_distance=0.5)
+    assert groups[0] == [0, 2, 3]
+    assert [1] in groups
+    assert await store.group_similar([]) == []
