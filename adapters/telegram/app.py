@@ -2,6 +2,9 @@
 (inbound.py), call the engine service and render the replies (outbound.py); served by long
 polling (`evobot telegram`) or by the `/telegram/webhook` route of `evobot serve`.
 
+Feedback from 💬 takes two taps and a reply: a category keyboard (or Skip), then a ForceReply
+prompt whose reply is the comment (see inbound.py for how the category travels).
+
 Handler groups: -1 claims the update_id (a repeated update is handled once), 0 does the work
 (messages, callback queries, reactions), 1 confirms the claim; the error handler releases it
 so Telegram's redelivery is processed, and the webhook answers 500 to ask for that redelivery.
@@ -48,11 +51,19 @@ from telegram.ext import (
 
 from adapters.common.dedup import Dedup, MemoryDedup, RedisDedup
 from adapters.common.pacing import NoPacing
-from adapters.telegram.client import Pacer, Sender, TelegramSettings, chat_pacer, rate_limiter
+from adapters.telegram.client import (
+    Pacer,
+    ReplyMarkup,
+    Sender,
+    TelegramSettings,
+    chat_pacer,
+    rate_limiter,
+)
 from adapters.telegram.inbound import (
     PLATFORM,
     ActionCallback,
     BotIdentity,
+    CategoryCallback,
     CommentCallback,
     RateCallback,
     command_from_message,
@@ -64,6 +75,10 @@ from adapters.telegram.inbound import (
     topic_of,
 )
 from adapters.telegram.outbound import (
+    Chunk,
+    category_chosen,
+    category_keyboard,
+    category_prompt,
     comment_prompt,
     document_keyboard,
     done_note,
@@ -72,7 +87,7 @@ from adapters.telegram.outbound import (
 )
 from engine.commands import Command, listed, needs_admin
 from engine.service import EvobotService
-from engine.types import FeedbackSource, InboundCommand, InboundFeedback
+from engine.types import FeedbackCategory, FeedbackSource, InboundCommand, InboundFeedback
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +97,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_BODY = 1 << 20
 ACTION_DONE = {"rollback": "Rolled back", "apply": "Applied", "dismiss": "Dismissed"}
 STALE_BUTTON = "This button is no longer active."
+NOT_YOUR_BUTTONS = "These buttons are someone else's; tap 💬 under the answer to give yours."
 
 Context = ContextTypes.DEFAULT_TYPE
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -237,6 +253,7 @@ class TelegramIngress:
 
     async def _comment(self, message: Message, comment: InboundFeedback) -> None:
         """✍ on the comment once recorded; a text reply when that fails or it wasn't."""
+        comment = await self._with_admin_standing(message.chat, comment)
         result = await self.service.handle_feedback(comment)
         if result.recorded and await self._react(message, ReactionEmoji.WRITING_HAND):
             return
@@ -262,6 +279,14 @@ class TelegramIngress:
             return command
         is_admin = await self.is_admin(chat, command.user_id)
         return command.model_copy(update={"is_admin": is_admin})
+
+    async def _with_admin_standing(self, chat: Chat, feedback: InboundFeedback
+                                   ) -> InboundFeedback:
+        """The comment with from_admin settled by Telegram (unless already known)."""
+        if feedback.from_admin:
+            return feedback
+        is_admin = await self.is_admin(chat, feedback.user_id)
+        return feedback.model_copy(update={"from_admin": is_admin})
 
     async def is_admin(self, chat: Chat, user_id: str) -> bool:
         """Private chats belong to their user; in groups ask getChatMember."""
@@ -308,7 +333,9 @@ class TelegramIngress:
         if isinstance(parsed, RateCallback):
             return await self._rate(query, parsed)
         if isinstance(parsed, CommentCallback):
-            return await self._ask_comment(query, parsed)
+            return await self._ask_category(query, parsed)
+        if isinstance(parsed, CategoryCallback):
+            return await self._categorize(query, parsed)
         return await self._act(query, parsed)
 
     async def _rate(self, query: CallbackQuery, rate: RateCallback) -> CallbackAnswer:
@@ -319,18 +346,67 @@ class TelegramIngress:
         ))
         return CallbackAnswer(result.message, alert=not result.recorded)
 
-    async def _ask_comment(self, query: CallbackQuery, ask: CommentCallback) -> CallbackAnswer:
-        """A ForceReply prompt mentioning the user; their reply is the comment."""
+    async def _ask_category(self, query: CallbackQuery, ask: CommentCallback) -> CallbackAnswer:
+        """💬: a keyboard of feedback categories (and Skip) for the user who tapped it."""
+        user = query.from_user
+        await self._reply_to_pressed(
+            query, category_prompt(user.id, user.first_name),
+            category_keyboard(ask.execution_id, user.id),
+        )
+        return CallbackAnswer("What was the problem? Pick one, or Skip.")
+
+    async def _categorize(self, query: CallbackQuery, choice: CategoryCallback
+                          ) -> CallbackAnswer:
+        """A category is recorded at once (it counts even if no comment follows); then, as for
+        Skip, the ForceReply prompt, which names the category for the comment to carry."""
         assert query.message is not None
         user = query.from_user
+        if user.id != choice.user_id:
+            return CallbackAnswer(NOT_YOUR_BUTTONS, alert=True)
+        if choice.category is not None:
+            result = await self.service.handle_feedback(InboundFeedback(
+                tenant_id=tenant_of(query.message.chat.id), user_id=str(user.id),
+                source=FeedbackSource.BUTTON, category=choice.category,
+                execution_id=choice.execution_id,
+            ))
+            if not result.recorded:
+                return CallbackAnswer(result.message, alert=True)
+        await self._settle_category(query, choice.category)
+        await self._ask_comment(query, choice.execution_id, choice.category)
+        noted = f"{choice.category.label} — noted. " if choice.category else ""
+        return CallbackAnswer(f"{noted}Reply to my message with your comment.")
+
+    async def _settle_category(self, query: CallbackQuery,
+                               category: FeedbackCategory | None) -> None:
+        """The category message says what was chosen and loses its buttons (best effort)."""
+        message = _accessible(query)
+        if message is None:
+            return
+        user = query.from_user
+        try:
+            await self.sender.edit(message.chat.id, message.message_id,
+                                   category_chosen(user.id, user.first_name, category), None)
+        except TelegramError:
+            log.info("could not update the category message", exc_info=True)
+
+    async def _ask_comment(self, query: CallbackQuery, execution_id: int,
+                           category: FeedbackCategory | None) -> None:
+        """A ForceReply prompt mentioning the user; their reply is the comment."""
+        user = query.from_user
+        await self._reply_to_pressed(
+            query, comment_prompt(execution_id, user.id, user.first_name, category),
+            ForceReply(selective=True, input_field_placeholder="Your comment"),
+        )
+
+    async def _reply_to_pressed(self, query: CallbackQuery, chunk: Chunk,
+                                markup: ReplyMarkup) -> None:
+        """Send one message replying to the pressed one, in its forum topic if any."""
+        assert query.message is not None
         message = _accessible(query)
         await self.sender.send_one(
-            query.message.chat.id, comment_prompt(ask.execution_id, user.id, user.first_name),
-            thread_id=topic_of(message) if message else None,
-            reply_to=query.message.message_id,
-            markup=ForceReply(selective=True, input_field_placeholder="Your comment"),
+            query.message.chat.id, chunk, thread_id=topic_of(message) if message else None,
+            reply_to=query.message.message_id, markup=markup,
         )
-        return CallbackAnswer("Reply to my message with your comment.")
 
     async def _act(self, query: CallbackQuery, action: ActionCallback) -> CallbackAnswer:
         """A document's button: the engine command it names, by whoever pressed it."""

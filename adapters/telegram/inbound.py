@@ -1,9 +1,13 @@
 """Pure converters from Telegram (PTB objects) to the engine's inputs.
 
 Messages become objectives, commands and comments; reaction diffs become ratings or
-retractions; callback data becomes ratings, comment requests and document actions. The
-formats this module parses (callback data, the comment prompt's marker) are defined here too,
-so outbound.py builds exactly what is read back. Nothing here performs I/O.
+retractions; callback data becomes ratings, comment requests, feedback categories and document
+actions. The formats this module parses (callback data, the comment prompt's marker) are
+defined here too, so outbound.py builds exactly what is read back. Nothing here performs I/O.
+
+A chosen feedback category needs no server-side state: it is recorded when tapped, and the
+ForceReply prompt that follows names it, so the reply (which Telegram delivers with the
+prompt's text) brings it back to whichever process handles it, however much later.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from telegram.constants import ChatType
 
 from engine import ratings
 from engine.types import (
+    FeedbackCategory,
     FeedbackSource,
     InboundCommand,
     InboundFeedback,
@@ -198,26 +203,43 @@ def command_from_message(message: Message, me: BotIdentity) -> InboundCommand | 
     )
 
 
-# The ForceReply prompt that asks for a comment carries the execution it is about.
+# The ForceReply prompt that asks for a comment ends with the execution it is about and,
+# when one was chosen, the category's label: "… comment on answer #<id> (Too long)."
 COMMENT_MARKER = "comment on answer #"
-COMMENT_PROMPT_RE = re.compile(re.escape(COMMENT_MARKER) + r"(\d+)")
+COMMENT_PROMPT_RE = re.compile(
+    re.escape(COMMENT_MARKER) + r"(\d+)(?: \(([A-Za-z ]{1,20})\))?\.?\s*$"
+)
+
+
+def comment_target(prompt_text: str) -> tuple[int, FeedbackCategory | None] | None:
+    """(execution id, category) named at the end of a comment prompt; None if it isn't one.
+    Anchored at the end so a user's name inside the prompt can't redirect the comment."""
+    match = COMMENT_PROMPT_RE.search(prompt_text)
+    if match is None:
+        return None
+    label = match.group(2)
+    return int(match.group(1)), FeedbackCategory.parse(label) if label else None
 
 
 def comment_from_reply(message: Message, me: BotIdentity) -> InboundFeedback | None:
-    """A reply to the bot's comment prompt is the comment on that answer."""
+    """A reply to the bot's comment prompt is the comment on that answer, with the category
+    the prompt names. from_admin is only known here for private chats (the user owns it) and
+    anonymous group admins; the app asks Telegram about everyone else."""
     replied = message.reply_to_message
     if not message.text or replied is None or is_command(message):
         return None
     if replied.from_user is None or replied.from_user.id != me.id:
         return None
-    match = COMMENT_PROMPT_RE.search(replied.text or "")
+    target = comment_target(replied.text or "")
     author = author_of(message)
-    if match is None or author is None:
+    if target is None or author is None:
         return None
+    execution_id, category = target
     return InboundFeedback(
         tenant_id=tenant_of(message.chat.id), user_id=author.user_id,
         source=FeedbackSource.COMMENT, comment=message.text.strip()[:4000],
-        execution_id=int(match.group(1)),
+        category=category, execution_id=execution_id,
+        from_admin=message.chat.type == ChatType.PRIVATE or author.anonymous_admin,
     )
 
 
@@ -304,16 +326,27 @@ class CommentCallback:
 
 
 @dataclass(frozen=True)
+class CategoryCallback:
+    """A category (None: Skip) chosen on the keyboard 💬 opened for one user."""
+
+    execution_id: int
+    user_id: int  # who tapped 💬: the keyboard is theirs
+    category: FeedbackCategory | None
+
+
+@dataclass(frozen=True)
 class ActionCallback:
     action: str  # rollback | apply | dismiss | …: the engine command of the button
     value: str
 
 
-Callback = RateCallback | CommentCallback | ActionCallback
+Callback = RateCallback | CommentCallback | CategoryCallback | ActionCallback
 
 CALLBACK_LIMIT = 64  # bytes of callback_data
 COMMENT_CHOICE = "c"
+SKIP_CHOICE = "skip"
 _FEEDBACK_DATA = re.compile(r"^fb:(\d+):([1-5c])$")
+_CATEGORY_DATA = re.compile(r"^fc:(\d{1,19}):(\d{1,20}):([a-z_]{1,20})$")
 _ACTION_DATA = re.compile(r"^do:([a-z_]{1,20}):(.{0,40})$", re.S)
 
 
@@ -322,22 +355,45 @@ def feedback_data(execution_id: int, choice: str) -> str:
     return f"fb:{execution_id}:{choice}"
 
 
+def category_data(execution_id: int, user_id: int, category: FeedbackCategory | None) -> str:
+    """The callback data of a category button (None: Skip); at most 3+19+1+20+1+10 bytes."""
+    return f"fc:{execution_id}:{user_id}:{category.value if category else SKIP_CHOICE}"
+
+
 def action_data(action: str, value: str) -> str | None:
     """The callback data of a document's button; None when it would exceed Telegram's limit."""
     data = f"do:{action}:{value}"
     return data if len(data.encode()) <= CALLBACK_LIMIT else None
 
 
+def _feedback_callback(data: str) -> RateCallback | CommentCallback | None:
+    match = _FEEDBACK_DATA.match(data)
+    if match is None:
+        return None
+    execution_id, choice = int(match.group(1)), match.group(2)
+    if choice == COMMENT_CHOICE:
+        return CommentCallback(execution_id)
+    return RateCallback(execution_id, int(choice))
+
+
+def _category_callback(data: str) -> CategoryCallback | None:
+    """None for anything but Skip or a known category (a malformed or outdated button)."""
+    match = _CATEGORY_DATA.match(data)
+    if match is None:
+        return None
+    choice = match.group(3)
+    category = None if choice == SKIP_CHOICE else FeedbackCategory.parse(choice)
+    if category is None and choice != SKIP_CHOICE:
+        return None
+    return CategoryCallback(int(match.group(1)), int(match.group(2)), category)
+
+
+def _action_callback(data: str) -> ActionCallback | None:
+    match = _ACTION_DATA.match(data)
+    return ActionCallback(match.group(1), match.group(2)) if match else None
+
+
 def parse_callback(data: str | None) -> Callback | None:
     if not data:
         return None
-    match = _FEEDBACK_DATA.match(data)
-    if match:
-        execution_id, choice = int(match.group(1)), match.group(2)
-        if choice == COMMENT_CHOICE:
-            return CommentCallback(execution_id)
-        return RateCallback(execution_id, int(choice))
-    match = _ACTION_DATA.match(data)
-    if match:
-        return ActionCallback(match.group(1), match.group(2))
-    return None
+    return _feedback_callback(data) or _category_callback(data) or _action_callback(data)

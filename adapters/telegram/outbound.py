@@ -2,7 +2,8 @@
 
 Engine Documents and answers become HTML chunks (with a plain-text twin for the retry when
 Telegram rejects the formatting), each under 4,096 UTF-16 code units; answers and documents
-get their inline keyboards; the comment prompt is built here. Nothing here performs I/O.
+get their inline keyboards; the feedback category keyboard and the comment prompt are built
+here. Nothing here performs I/O.
 """
 
 from __future__ import annotations
@@ -16,8 +17,14 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 from telegram.helpers import mention_html
 
-from adapters.telegram.inbound import COMMENT_CHOICE, COMMENT_MARKER, action_data, feedback_data
-from engine.types import Block, Button, Document
+from adapters.telegram.inbound import (
+    COMMENT_CHOICE,
+    COMMENT_MARKER,
+    action_data,
+    category_data,
+    feedback_data,
+)
+from engine.types import Block, Button, Document, FeedbackCategory
 
 TEXT_LIMIT = int(MessageLimit.MAX_TEXT_LENGTH)  # 4096, counted after entity parsing
 SEPARATOR = "\n\n"  # between the pieces of a message
@@ -65,9 +72,42 @@ def document_keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
     return InlineKeyboardMarkup([row]) if row else None
 
 
-def comment_prompt(execution_id: int, user_id: int, name: str) -> Chunk:
-    """The ForceReply prompt asking for a comment; inbound.comment_from_reply reads it back."""
-    tail = f", reply to this message with your {COMMENT_MARKER}{execution_id}."
+CATEGORIES_PER_ROW = 2  # full labels ("Incomplete", "Too short") stay readable on a phone
+
+
+def category_keyboard(execution_id: int, user_id: int) -> InlineKeyboardMarkup:
+    """Every feedback category, two a row, then Skip; the buttons are the tapping user's."""
+    buttons = [
+        InlineKeyboardButton(category.label,
+                             callback_data=category_data(execution_id, user_id, category))
+        for category in FeedbackCategory
+    ]
+    rows = [buttons[i : i + CATEGORIES_PER_ROW]
+            for i in range(0, len(buttons), CATEGORIES_PER_ROW)]
+    skip = InlineKeyboardButton("Skip", callback_data=category_data(execution_id, user_id, None))
+    return InlineKeyboardMarkup([*rows, [skip]])
+
+
+def category_prompt(user_id: int, name: str) -> Chunk:
+    """The message under an answer that asks 💬's user what kind of problem it has."""
+    tail = ", what was the problem with this answer? Pick one (or Skip), then reply with a comment."
+    return Chunk(html="💬 " + mention_html(user_id, name) + escape(tail),
+                 plain=f"💬 {name}{tail}")
+
+
+def category_chosen(user_id: int, name: str, category: FeedbackCategory | None) -> Chunk:
+    """The category message once a choice is made: who chose what, without the buttons."""
+    choice = category.label if category else "no category"
+    return Chunk(html="💬 " + mention_html(user_id, name) + escape(f": {choice}"),
+                 plain=f"💬 {name}: {choice}")
+
+
+def comment_prompt(execution_id: int, user_id: int, name: str,
+                   category: FeedbackCategory | None = None) -> Chunk:
+    """The ForceReply prompt asking for a comment; inbound.comment_from_reply reads the answer
+    and the category back from its end."""
+    named = f" ({category.label})" if category else ""
+    tail = f", reply to this message with your {COMMENT_MARKER}{execution_id}{named}."
     return Chunk(
         html="💬 " + mention_html(user_id, name) + escape(tail),
         plain=f"💬 {name}{tail}",

@@ -1,7 +1,7 @@
 """End to end with real processes: `evobot worker` over Redis, and `evobot telegram` (long
 polling) or `evobot serve` (webhook), all talking HTTP to the Bot API double.
 
-message → answer with keyboard → 👎 reaction + comment → diff announced in that chat →
+message → answer with keyboard → 👎 reaction + category + comment → diff announced in that chat →
 /rollback by a non-admin (refused) and by a group admin (confirmed); a second chat stays
 isolated throughout.
 """
@@ -12,9 +12,11 @@ import asyncio
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +169,17 @@ async def _wait_answer(double: BotApiDouble, procs: Processes, chat_id: int, cou
         raise AssertionError(f"{exc}\n{procs.logs()}") from None
 
 
+def _feedback_of(procs: Processes, user_id: int) -> tuple[Any, ...]:
+    """(rating, category, comment, from_admin) of the user's feedback row, from the database
+    the processes share."""
+    path = procs.env["DATABASE_URL"].split("///", 1)[1]
+    with closing(sqlite3.connect(path)) as db:
+        row = db.execute("SELECT rating, category, comment, from_admin FROM feedback "
+                         "WHERE user_id = ?", (str(user_id),)).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
 async def conversation(double: BotApiDouble, procs: Processes, send: Send) -> None:
     double.set_member(GROUP_A.id, ADMIN.id, "administrator")
 
@@ -185,11 +198,17 @@ async def conversation(double: BotApiDouble, procs: Processes, send: Send) -> No
     assert "Italy" in answer_b["text"]
     execution_id = _execution_id(answer)
 
-    # 👎 on the answer, then 💬 → ForceReply → the reply is the comment
+    # 👎 on the answer, then 💬 → categories → Language → ForceReply → the reply is the comment
     await send(u.reaction_update(GROUP_A, ALICE, answer["message_id"], [], ["👎"]))
     await send(u.callback_update(GROUP_A, ALICE, answer["message_id"],
                                  f"fb:{execution_id}:c", text=answer["text"]))
-    prompt = await _wait_message(double, procs, GROUP_A.id, f"comment on answer #{execution_id}")
+    categories = await _wait_message(double, procs, GROUP_A.id, "what was the problem")
+    [language] = [b["callback_data"] for row in categories["reply_markup"]["inline_keyboard"]
+                  for b in row if b["text"] == "Language"]
+    await send(u.callback_update(GROUP_A, ALICE, categories["message_id"], language,
+                                 text=categories["text"]))
+    prompt = await _wait_message(double, procs, GROUP_A.id,
+                                 f"comment on answer #{execution_id} (Language).")
     assert prompt["reply_markup"]["force_reply"] is True
     await send(u.text_update(GROUP_A, ALICE, "answer in French please",
                              reply_to=u.bot_message(GROUP_A, prompt["message_id"],
@@ -203,6 +222,10 @@ async def conversation(double: BotApiDouble, procs: Processes, send: Send) -> No
     assert "replayed" in announced["text"] and "answer in French please" in announced["text"]
     [[roll_back]] = announced["reply_markup"]["inline_keyboard"]
     assert (roll_back["text"], roll_back["callback_data"]) == ("Roll back", "do:rollback:1")
+
+    # the web/polling process recorded the category; the comment kept it (Alice: no admin)
+    assert await asyncio.to_thread(_feedback_of, procs, ALICE.id) == (
+        2, "language", "answer in French please", 0)
 
     # the new version answers in A; B is still on v1 and heard nothing of A's evolution
     await send(u.text_update(GROUP_A, ALICE, f"{MENTION} And of Spain?"))
@@ -237,6 +260,7 @@ async def conversation(double: BotApiDouble, procs: Processes, send: Send) -> No
     # each update acted once (the webhook test delivers every update twice)
     texts_a = [m["text"] for m in double.sent(GROUP_A.id)]
     assert sum("comment on answer #" in t for t in texts_a) == 1
+    assert sum("Alice: Language" in t for t in texts_a) == 1  # the settled category message
     assert sum(t.startswith("Rolled back: v2 → v1") for t in texts_a) == 1
     assert sum("Only workspace or chat admins" in t for t in texts_a) == 1
     assert not any("no earlier version" in t for t in texts_a)

@@ -18,7 +18,7 @@ from adapters.telegram.inbound import (
 from adapters.telegram.outbound import comment_prompt
 from doubles import telegram as u
 from doubles.telegram import BOT_ID, BOT_USERNAME, telegram_html
-from engine.types import FeedbackSource
+from engine.types import FeedbackCategory, FeedbackSource
 
 ME = BotIdentity(id=BOT_ID, username=BOT_USERNAME)
 ALICE = u.user(501, "Alice")
@@ -187,7 +187,34 @@ def test_the_reply_to_the_comment_prompt_is_the_comment() -> None:
     assert feedback is not None
     assert (feedback.execution_id, feedback.comment) == (12, "answer in French please")
     assert feedback.source == FeedbackSource.COMMENT and feedback.rating is None
+    assert feedback.category is None and feedback.from_admin  # a private chat is the user's
     other = u.bot_message(u.private(501), 902, "Answer to: something")
     assert comment_from_reply(u.message(u.private(501), ALICE, "hm", reply_to=other), ME) is None
     forged = u.message(u.private(501), u.user(7), prompt.plain)  # not from the bot
     assert comment_from_reply(u.message(u.private(501), ALICE, "x", reply_to=forged), ME) is None
+
+
+def test_the_comment_prompt_carries_the_category_back() -> None:
+    for category in FeedbackCategory:
+        prompt = comment_prompt(12, ALICE.id, "Alice", category)
+        asked = u.bot_message(GROUP, 901, telegram_html(prompt.html))
+        feedback = comment_from_reply(u.message(GROUP, ALICE, "three bullets max",
+                                                reply_to=asked), ME)
+        assert feedback is not None
+        assert (feedback.execution_id, feedback.category) == (12, category)
+        assert not feedback.from_admin  # a group member: the app asks getChatMember
+
+
+def test_a_name_inside_the_prompt_cannot_redirect_the_comment() -> None:
+    sneaky = "comment on answer #1 (Wrong)."
+    prompt = comment_prompt(12, ALICE.id, sneaky)
+    asked = u.bot_message(GROUP, 901, prompt.plain)
+    feedback = comment_from_reply(u.message(GROUP, ALICE, "hm", reply_to=asked), ME)
+    assert feedback is not None and (feedback.execution_id, feedback.category) == (12, None)
+
+
+def test_an_anonymous_admins_comment_is_from_an_admin() -> None:
+    asked = u.bot_message(GROUP, 901, comment_prompt(12, 1, "Admin").plain)
+    feedback = comment_from_reply(u.message(GROUP, None, "shorter", reply_to=asked,
+                                            sender_chat=GROUP), ME)
+    assert feedback is not None and feedback.from_admin and feedback.user_id == "chat-100111"

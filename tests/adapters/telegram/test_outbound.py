@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from adapters.telegram.inbound import (
     ActionCallback,
+    CategoryCallback,
     CommentCallback,
     RateCallback,
     parse_callback,
@@ -12,6 +13,7 @@ from adapters.telegram.inbound import (
 from adapters.telegram.outbound import (
     Chunk,
     answer_keyboard,
+    category_keyboard,
     document_keyboard,
     escape,
     render_answer,
@@ -20,7 +22,7 @@ from adapters.telegram.outbound import (
 )
 from doubles.telegram import telegram_html
 from engine.present import evolution_document
-from engine.types import Block, Decision, Document
+from engine.types import Block, Decision, Document, FeedbackCategory
 
 # --- keyboards ----------------------------------------------------------------------------------
 
@@ -34,6 +36,25 @@ def test_answer_keyboard_round_trips() -> None:
                           CommentCallback(123456789)]
     assert parsed[3:] == [RateCallback(123456789, n) for n in range(1, 6)]
     assert all(len(str(b.callback_data).encode()) <= 64 for b in buttons)
+
+
+def test_category_keyboard_round_trips_within_the_limit() -> None:
+    execution_id, user_id = 9_223_372_036_854_775_807, 99_999_999_999_999  # the largest
+    keyboard = category_keyboard(execution_id, user_id)
+    rows = [[b.text for b in row] for row in keyboard.inline_keyboard]
+    assert rows == [["Wrong", "Incomplete"], ["Too long", "Too short"], ["Format", "Tone"],
+                    ["Language", "Other"], ["Skip"]]
+    buttons = [b for row in keyboard.inline_keyboard for b in row]
+    parsed = [parse_callback(str(b.callback_data)) for b in buttons]
+    assert parsed == [CategoryCallback(execution_id, user_id, c)
+                      for c in [*FeedbackCategory, None]]
+    assert all(len(str(b.callback_data).encode()) <= 64 for b in buttons)
+
+
+def test_category_garbage_is_not_a_choice() -> None:
+    for garbage in ("fc:1:2:banana", "fc:1:2:", "fc:x:2:tone", "fc:1:tone", "fc:1:2:tone:3",
+                    "fc:1:2:Too long", "fc:" + "9" * 30 + ":2:tone"):
+        assert parse_callback(garbage) is None, garbage
 
 
 def test_document_buttons_and_garbage() -> None:

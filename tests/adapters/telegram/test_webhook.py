@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from telegram import Chat, User
 
 from adapters.telegram.app import shared_dedup
 from adapters.telegram.client import TelegramSettings
 from doubles import telegram as u
 from doubles.telegram import BOT_USERNAME, BotApiDouble
 from engine.commands import listed
+from engine.storage.models import Feedback
 from tests.adapters.telegram.conftest import Harness, make_harness
 from tests.conftest import Stack
 
@@ -190,29 +193,149 @@ async def test_callback_queries_are_always_answered(harness: Harness, double: Bo
     assert len(double.of("answerCallbackQuery")) == 4
 
 
-async def test_comment_button_asks_with_force_reply(harness: Harness,
-                                                    double: BotApiDouble) -> None:
-    chat = u.private(501)
-    await harness.post(u.text_update(chat, ALICE, "Capital of Spain?"))
+def category_message(double: BotApiDouble, chat_id: int) -> dict[str, Any]:
+    """The newest category keyboard the bot sent in the chat."""
+    return [m for m in double.sent(chat_id) if "fc:" in str(m.get("reply_markup", ""))][-1]
+
+
+def choice_data(keyboard_message: dict[str, Any], label: str) -> str:
+    rows = keyboard_message["reply_markup"]["inline_keyboard"]
+    return str(next(b["callback_data"] for row in rows for b in row if b["text"] == label))
+
+
+def force_replies(double: BotApiDouble, chat_id: int) -> list[dict[str, Any]]:
+    return [m for m in double.sent(chat_id) if "force_reply" in str(m.get("reply_markup"))]
+
+
+async def feedback_rows(harness: Harness) -> list[Feedback]:
+    async with harness.rt.sessions() as session:
+        return list(await session.scalars(select(Feedback).order_by(Feedback.id)))
+
+
+async def ask_and_answer(harness: Harness, chat: Chat, user: User, question: str
+                         ) -> tuple[dict[str, Any], int]:
+    """Post a question, let the worker answer it: (the answer message, its execution id)."""
+    await harness.post(u.text_update(chat, user, question))
     await harness.drain()
-    [answer] = answers(double, 501)
-    [execution] = await harness.executions()
+    answer = answers(harness.double, chat.id)[-1]
+    return answer, int(str(answer["reply_markup"]).split("fb:")[1].split(":")[0])
+
+
+async def comment_with_category(harness: Harness, chat: Chat, user: User,
+                                 answer: dict[str, Any], execution_id: int, label: str,
+                                 comment: str) -> None:
+    """💬 → the category keyboard → `label` → the ForceReply prompt → the reply."""
+    await harness.post(u.callback_update(chat, user, answer["message_id"],
+                                         f"fb:{execution_id}:c"))
+    keyboard = category_message(harness.double, chat.id)
+    await harness.post(u.callback_update(chat, user, keyboard["message_id"],
+                                         choice_data(keyboard, label), text=keyboard["text"]))
+    prompt = force_replies(harness.double, chat.id)[-1]
+    await harness.post(u.text_update(chat, user, comment,
+                                     reply_to=u.bot_message(chat, prompt["message_id"],
+                                                            prompt["text"])))
+
+
+async def test_comment_button_offers_categories_then_force_reply(
+        harness: Harness, double: BotApiDouble) -> None:
+    chat = u.private(501)
+    answer, execution_id = await ask_and_answer(harness, chat, ALICE, "Capital of Spain?")
     await harness.post(u.callback_update(chat, ALICE, answer["message_id"],
-                                         f"fb:{execution.id}:c"))
-    prompt = await double.wait_for(
-        lambda: next((m for m in double.sent(501) if "force_reply" in str(m.get("reply_markup"))),
-                     None), within=5, what="the ForceReply prompt")
+                                         f"fb:{execution_id}:c"))
+    keyboard = category_message(double, 501)
+    assert keyboard["text"].startswith("💬 Alice, what was the problem with this answer?")
+    assert keyboard["reply_parameters"]["message_id"] == answer["message_id"]
+    rows = [[b["text"] for b in row] for row in keyboard["reply_markup"]["inline_keyboard"]]
+    assert rows == [["Wrong", "Incomplete"], ["Too long", "Too short"], ["Format", "Tone"],
+                    ["Language", "Other"], ["Skip"]]
+    assert double.of("answerCallbackQuery")[-1]["text"] == (
+        "What was the problem? Pick one, or Skip.")
+    assert force_replies(double, 501) == [] and await feedback_rows(harness) == []
+
+    await harness.post(u.callback_update(chat, ALICE, keyboard["message_id"],
+                                         choice_data(keyboard, "Too long"),
+                                         text=keyboard["text"]))
+    assert double.of("answerCallbackQuery")[-1]["text"] == (
+        "Too long — noted. Reply to my message with your comment.")
+    settled = double.messages[keyboard["message_id"]]
+    assert settled["text"] == "💬 Alice: Too long" and "reply_markup" not in settled
+    [prompt] = force_replies(double, 501)
     assert prompt["reply_markup"]["force_reply"] is True
-    assert prompt["reply_parameters"]["message_id"] == answer["message_id"]
-    assert f"comment on answer #{execution.id}" in prompt["text"]
+    assert prompt["reply_parameters"]["message_id"] == keyboard["message_id"]
+    assert prompt["text"].endswith(f"comment on answer #{execution_id} (Too long).")
+    [row] = await feedback_rows(harness)  # the category counts before any comment
+    assert (row.category, row.comment, row.rating) == ("too_long", None, None)
+
     asked = u.bot_message(chat, prompt["message_id"], prompt["text"])
-    await harness.post(u.text_update(chat, ALICE, "too short", reply_to=asked))
-    async with harness.rt.repo("telegram:501") as repo:
-        row = await repo.feedback_for(execution.id, "501")
-        assert row is not None and row.comment == "too short" and row.source == "comment"
+    await harness.post(u.text_update(chat, ALICE, "three bullets max", reply_to=asked))
+    [row] = await feedback_rows(harness)
+    assert (row.category, row.comment, row.source) == ("too_long", "three bullets max",
+                                                        "comment")
+    assert row.from_admin  # a private chat belongs to its user
+    assert double.of("getChatMember") == []
     [reacted] = double.of("setMessageReaction")
     assert reacted["reaction"][0]["emoji"] == "✍"
     assert len(await harness.executions()) == 1  # the comment was not an objective
+
+
+async def test_skip_asks_for_the_comment_without_a_category(
+        harness: Harness, double: BotApiDouble) -> None:
+    chat = u.private(501)
+    answer, execution_id = await ask_and_answer(harness, chat, ALICE, "Capital of Peru?")
+    await comment_with_category(harness, chat, ALICE, answer, execution_id, "Skip",
+                                "say which hemisphere")
+    [prompt] = force_replies(double, 501)
+    assert prompt["text"].endswith(f"comment on answer #{execution_id}.")
+    assert any(m["text"] == "💬 Alice: no category" for m in double.sent(501))
+    [row] = await feedback_rows(harness)
+    assert (row.category, row.comment) == (None, "say which hemisphere")
+
+
+async def test_group_comments_record_whether_a_chat_admin_gave_them(
+        harness: Harness, double: BotApiDouble) -> None:
+    double.set_member(GROUP.id, BOB.id, "administrator")
+    answer, execution_id = await ask_and_answer(harness, GROUP, ALICE,
+                                                f"{MENTION} Summarise the news")
+    await comment_with_category(harness, GROUP, BOB, answer, execution_id, "Too long",
+                                "three bullets max")
+    await comment_with_category(harness, GROUP, ALICE, answer, execution_id, "Tone",
+                                "less formal")
+    rows = {row.user_id: row for row in await feedback_rows(harness)}
+    bob, alice = rows[str(BOB.id)], rows[str(ALICE.id)]
+    assert (bob.category, bob.comment, bob.from_admin) == ("too_long", "three bullets max",
+                                                           True)
+    assert (alice.category, alice.comment, alice.from_admin) == ("tone", "less formal", False)
+    assert [(c["chat_id"], c["user_id"]) for c in double.of("getChatMember")] == [
+        (GROUP.id, BOB.id), (GROUP.id, ALICE.id)]
+
+
+async def test_malformed_stale_or_foreign_category_taps_record_nothing(
+        harness: Harness, double: BotApiDouble) -> None:
+    answer, execution_id = await ask_and_answer(harness, GROUP, ALICE, f"{MENTION} Hi")
+    await harness.post(u.callback_update(GROUP, ALICE, answer["message_id"],
+                                         f"fb:{execution_id}:c"))
+    keyboard = category_message(double, GROUP.id)
+    sent_before = len(double.of("sendMessage"))
+
+    async def tap(user: User, data: str) -> dict[str, Any]:
+        await harness.post(u.callback_update(GROUP, user, keyboard["message_id"], data,
+                                             text=keyboard["text"]))
+        return double.of("answerCallbackQuery")[-1]
+
+    malformed = await tap(ALICE, f"fc:{execution_id}:{ALICE.id}:banana")
+    assert malformed["text"] == "This button is no longer active."
+    unknown = await tap(ALICE, f"fc:999999:{ALICE.id}:too_long")
+    assert (unknown["text"], unknown["show_alert"]) == ("I couldn't find that answer.", True)
+    foreign = await tap(BOB, choice_data(keyboard, "Wrong"))  # Alice's keyboard
+    assert foreign["show_alert"] is True and "tap 💬 under the answer" in foreign["text"]
+    # another chat's answer can't be categorised from here
+    _, private_execution = await ask_and_answer(harness, u.private(501), ALICE, "Hello")
+    elsewhere = await tap(ALICE, f"fc:{private_execution}:{ALICE.id}:wrong")
+    assert elsewhere["text"] == "I couldn't find that answer."
+
+    assert await feedback_rows(harness) == []
+    assert force_replies(double, GROUP.id) == [] and double.of("editMessageText") == []
+    assert len(double.of("sendMessage")) == sent_before + 1  # only the private answer
 
 
 async def test_commands_and_admin_checks(harness: Harness, double: BotApiDouble) -> None:
@@ -308,12 +431,8 @@ async def test_full_loop_in_process(harness: Harness, double: BotApiDouble) -> N
     [answer] = answers(double, GROUP.id)
     [execution] = await harness.executions()
     await harness.post(u.reaction_update(GROUP, ALICE, answer["message_id"], [], ["👎"]))
-    await harness.post(u.callback_update(GROUP, ALICE, answer["message_id"],
-                                         f"fb:{execution.id}:c"))
-    prompt = double.sent(GROUP.id)[-1]
-    await harness.post(u.text_update(GROUP, ALICE, "answer in French please",
-                                     reply_to=u.bot_message(GROUP, prompt["message_id"],
-                                                            prompt["text"])))
+    await comment_with_category(harness, GROUP, ALICE, answer, execution.id, "Skip",
+                                "answer in French please")
     await harness.drain()
     announcement = double.sent(GROUP.id)[-1]
     assert "Agent evolved: v1 → v2" in announcement["text"]
@@ -332,7 +451,8 @@ async def test_full_loop_in_process(harness: Harness, double: BotApiDouble) -> N
                                          "do:rollback:1", text=announcement["text"]))
     assert await harness.version("telegram:-100111") == 1
     assert "Rolled back: v2 → v1" in double.of("answerCallbackQuery")[-1]["text"]
-    [edit] = double.of("editMessageText")
+    [skipped, edit] = double.of("editMessageText")  # the category message, the announcement
+    assert skipped["text"].endswith("Alice</a>: no category")
     assert "Rolled back by Bob" in edit["text"] and "reply_markup" not in edit
     assert any("Rolled back by 502: v2 → v1" in m["text"] for m in double.sent(GROUP.id))
 
