@@ -476,7 +476,25 @@ class TenantRepo:
         )
         return list(rows)
 
+    async def objectives_and_comments(
+        self, feedback_ids: list[int]
+    ) -> list[tuple[str, str | None]]:
+        """The objective and comment behind each of these feedback rows."""
+        rows = await self.session.execute(
+            select(Execution.objective, Feedback.comment)
+            .join(Feedback, Feedback.execution_id == Execution.id)
+            .where(Feedback.tenant_id == self.tenant_id, Feedback.id.in_(feedback_ids))
+        )
+        return [(objective, comment) for objective, comment in rows]
+
     # --- tools --------------------------------------------------------------------
+
+    async def add_tool(self, row: Tool) -> Tool:
+        if row.tenant_id != self.tenant_id:
+            raise ValueError("a tool row of another tenant")
+        self.session.add(row)
+        await self.session.flush()
+        return row
 
     async def tools(self, statuses: tuple[str, ...] | None = None) -> list[Tool]:
         query = select(Tool).where(Tool.tenant_id == self.tenant_id).order_by(Tool.name)

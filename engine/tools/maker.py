@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
 from engine.evolution.checks import text_problems
 from engine.evolution.reflect import Learning
 from engine.llm import providers
 from engine.runtime import Runtime
 from engine.sandbox import DEFAULT_ALLOWED_MODULES
-from engine.storage.models import Execution, Feedback, Tool
+from engine.storage.models import Tool
 from engine.storage.repo import StaleLabel
 from engine.tools.announce import signature, tool_document
 from engine.tools.box import FUNCTION, SUBAGENT, ToolSpec
@@ -205,13 +204,9 @@ async def _examples(
     """The rated objectives behind the need: what the tool must be able to handle."""
     if not feedback_ids:
         return []
-    async with rt.sessions() as session:
-        rows = await session.execute(
-            select(Execution.objective, Feedback.comment)
-            .join(Feedback, Feedback.execution_id == Execution.id)
-            .where(Feedback.tenant_id == tenant_id, Feedback.id.in_(feedback_ids[:3]))
-        )
-        return [{"objective": o[:500], "comment": (c or "")[:300]} for o, c in rows]
+    async with rt.repo(tenant_id) as repo:
+        rows = await repo.objectives_and_comments(feedback_ids[:3])
+    return [{"objective": o[:500], "comment": (c or "")[:300]} for o, c in rows]
 
 
 async def _offered(rt: Runtime, tenant_id: TenantId) -> list[ToolSpec]:
@@ -316,9 +311,8 @@ async def _store_active(
         previous = [t for t in await repo.tools(OFFERED) if t.name == draft.name]
         for old in previous:
             old.status, old.note = ARCHIVED, f"superseded by v{version}"
-        repo.session.add(_row(tenant_id, evolution_id, draft, version, ACTIVE_STATUS, None,
-                              pinned=any(t.pinned for t in previous)))
-        await repo.session.flush()
+        await repo.add_tool(_row(tenant_id, evolution_id, draft, version, ACTIVE_STATUS, None,
+                                 pinned=any(t.pinned for t in previous)))
         moved = await republish(
             repo, replacing(draft.name, version), actor=f"evolution:{evolution_id}",
             reason=f"new tool {draft.name}: {draft.description}"[:1000],
@@ -359,7 +353,7 @@ async def _reject(
     note = "\n---\n".join(errors)[-4000:]
     async with rt.repo(tenant_id) as repo:
         version = await next_version(repo, name)
-        repo.session.add(
+        await repo.add_tool(
             _row(tenant_id, evolution_id, draft.model_copy(update={"name": name}), version,
                  REJECTED, note)
         )
