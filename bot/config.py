@@ -51,10 +51,11 @@ class Config(BaseSettings):
     # tuning knobs (tests and small deployments)
     evolve_after_ratings: int = Field(default=3, alias="EVOBOT_EVOLVE_AFTER_RATINGS")
     job_retry_intervals: str = Field(default="2,10,30", alias="EVOBOT_JOB_RETRY_INTERVALS")
-    reconcile_every_s: float = Field(default=60.0, alias="EVOBOT_RECONCILE_EVERY_S")
+    reconcile_every_s: float = Field(default=15.0, alias="EVOBOT_RECONCILE_EVERY_S")
     # how often each active tenant gets an evolution over its recent answers (0: never)
     periodic_evolution_s: float = Field(default=86_400.0, alias="EVOBOT_PERIODIC_EVOLUTION_S")
-    stale_running_s: float = Field(default=600.0, alias="EVOBOT_STALE_RUNNING_S")
+    stale_running_s: float = Field(default=45.0, alias="EVOBOT_STALE_RUNNING_S")
+    heartbeat_s: float = Field(default=10.0, alias="EVOBOT_HEARTBEAT_S")
     allow_model_requests: bool = Field(default=True, alias="EVOBOT_ALLOW_MODEL_REQUESTS")
 
     @property
@@ -93,6 +94,7 @@ class Config(BaseSettings):
             ],
             admins=self.admins,
             stale_running_s=self.stale_running_s,
+            heartbeat_s=self.heartbeat_s,
             periodic_evolution_s=self.periodic_evolution_s,
         )
 

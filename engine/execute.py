@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,7 +14,11 @@ from engine.llm.gateway import LLMError, LLMTimeout
 from engine.present import footer
 from engine.runner import Guidance, RunResult, run_agent
 from engine.runtime import Runtime
-from engine.storage.cross_tenant import claim_execution, execution_tenant
+from engine.storage.cross_tenant import (
+    claim_execution,
+    execution_tenant,
+    touch_running_execution,
+)
 from engine.storage.models import Execution, utcnow
 from engine.tools.box import ToolBox
 from engine.tools.registry import ACTIVE_STATUS, OFFERED, STALE, build_toolbox
@@ -51,6 +59,28 @@ async def toolbox_for(
     )
 
 
+@asynccontextmanager
+async def heartbeat(rt: Runtime, execution_id: int) -> AsyncIterator[None]:
+    """Keep the running row fresh while this worker generates: a row that stops beating for
+    EVOBOT_STALE_RUNNING_S belongs to a dead worker, and the reconciler hands it on."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(rt.settings.heartbeat_s)
+            try:
+                await touch_running_execution(rt.sessions, execution_id)
+            except Exception:
+                log.warning("heartbeat of execution %s failed", execution_id, exc_info=True)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 @dataclass
 class Job:
     """One claimed execution with what answering it needs."""
@@ -77,11 +107,12 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
     )
     guidance = await _guidance(rt, row, job.privacy_mode)
     try:
-        result = await run_agent(
-            rt.gateway, version, row.objective, toolbox=toolbox, history=job.history,
-            guidance=guidance, max_steps=rt.settings.max_steps,
-            tool_mode=rt.settings.llm_tools,
-        )
+        async with heartbeat(rt, row.id):
+            result = await run_agent(
+                rt.gateway, version, row.objective, toolbox=toolbox, history=job.history,
+                guidance=guidance, max_steps=rt.settings.max_steps,
+                tool_mode=rt.settings.llm_tools,
+            )
     except LLMError as exc:
         await _failed_attempt(rt, row, exc, final_attempt)
         if final_attempt:

@@ -32,7 +32,9 @@ class EngineSettings(BaseModel):
     replay_positives: int = 2
     # jobs
     job_retry_intervals: list[int] = [2, 10, 30]
-    stale_running_s: float = 600.0
+    # a running execution beats every heartbeat_s; silent for stale_running_s: its worker died
+    heartbeat_s: float = 10.0
+    stale_running_s: float = 45.0
     pending_grace_s: float = 15.0
     periodic_evolution_s: float = 86_400.0  # 0: no periodic evolutions
     tool_timeout_s: float = 5.0

@@ -55,6 +55,16 @@ async def claim_execution(sessions: Sessions, execution_id: int, stale_before: d
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def touch_running_execution(sessions: Sessions, execution_id: int) -> None:
+    """The worker's heartbeat: a running row stays fresh while its worker is alive."""
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Execution)
+            .where(Execution.id == execution_id, Execution.status == ExecutionStatus.RUNNING)
+            .values(updated_at=utcnow())
+        )
+
+
 async def execution_tenant(sessions: Sessions, execution_id: int) -> TenantId | None:
     async with sessions() as session:
         return await session.scalar(select(Execution.tenant_id).where(Execution.id == execution_id))

@@ -53,7 +53,7 @@ async def test_two_concurrent_evolve_jobs_make_exactly_one_version(bot: Bot) -> 
     assert len(bot.events("evolution")) == 1
 
 
-def _worker_process(bot: Bot) -> subprocess.Popen[bytes]:
+def _worker_process(bot: Bot, **extra_env: str) -> subprocess.Popen[bytes]:
     config = bot.stack.config
     env = {
         "PATH": os.environ.get("PATH", ""),
@@ -62,6 +62,7 @@ def _worker_process(bot: Bot) -> subprocess.Popen[bytes]:
         "EVOBOT_ALLOW_MODEL_REQUESTS": "0",
         "EVOBOT_JOB_RETRY_INTERVALS": "0,0",
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        **extra_env,
     }
     if config.database_url:
         env["DATABASE_URL"] = config.database_url
