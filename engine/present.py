@@ -28,7 +28,10 @@ def evolution_document(
     rationale: str,
     replay_summary: str,
     evolution_id: int,
+    details: str = "",
 ) -> Document:
+    """`details` (where the change comes from, the replay, who gets it) replaces the bare
+    replay summary under the diff when given."""
     arrow = f"v{from_version} → v{to_version}" if to_version else f"v{from_version}"
     blocks = [
         Block(kind="header", text=f"{DECISION_TITLES[decision]}: {arrow}"),
@@ -36,10 +39,11 @@ def evolution_document(
     ]
     if diff:
         blocks.append(Block(kind="diff", text=diff))
-    if replay_summary:
-        blocks.append(Block(kind="context", text=replay_summary))
+    context = details or replay_summary
+    if context:
+        blocks.append(Block(kind="context", text=context))
     buttons = evolution_buttons(decision, from_version, to_version, evolution_id)
-    summary = f"{DECISION_TITLES[decision]}: {arrow}. {replay_summary}".strip()
+    summary = f"{DECISION_TITLES[decision]}: {arrow}. {context}".strip()
     return Document(summary=summary, blocks=blocks, buttons=buttons)
 
 

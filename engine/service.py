@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from engine.commands import dispatch
+from engine.evolution.attempt import Trigger
 from engine.evolution.stats import in_canary
 from engine.prompt import default_prompt
 from engine.ratings import is_negative
@@ -57,16 +58,21 @@ class EvobotService:
             )
             if row is None:
                 return None
-            if tenant.home_channel_id != message.channel_id:  # where announcements go
+            if tenant.home_channel_id != message.channel_id:
                 tenant.home_channel_id = message.channel_id
             accepted = Accepted(execution_id=row.id, version=version)
         await self.rt.queue.enqueue_execution(accepted.execution_id)
         return accepted
 
     async def _serving_version(self, repo: TenantRepo, user_id: str) -> tuple[int, str]:
-        canary = await repo.label(CANARY)
-        if canary is not None and in_canary(repo.tenant_id, user_id, self.rt.settings.canary_share):
-            return canary, "canary"
+        """The canary serves the people who asked for it, and a deterministic share of the
+        others; everyone else gets the active version."""
+        canary = await repo.label_row(CANARY)
+        if canary is not None and (
+            user_id in (canary.audience or [])
+            or in_canary(repo.tenant_id, user_id, self.rt.settings.canary_share)
+        ):
+            return canary.version, "canary"
         active = await repo.label(ACTIVE)
         assert active is not None, "every agent has an active label"
         return active, "active"
@@ -85,10 +91,12 @@ class EvobotService:
                 return _retract(row, execution.id)
             row = await _record(repo, row, execution.id, feedback)
             rating, comment, execution_id = row.rating, row.comment, execution.id
+            novel = self._is_novel(execution)
             tenant = await repo.tenant()
             paused = bool(tenant and tenant.evolution_paused)
             waiting = await repo.unused_feedback_count()
-        queued = await self._after_rating(feedback.tenant_id, rating, comment, paused, waiting)
+        queued = await self._after_rating(feedback.tenant_id, rating, comment, paused, waiting,
+                                          novel=novel)
         return FeedbackResult(
             recorded=True, execution_id=execution_id, rating=rating,
             message=_ack(rating, comment), evolution_queued=queued,
@@ -96,17 +104,28 @@ class EvobotService:
         )
 
     async def _after_rating(self, tenant_id: TenantId, rating: int | None, comment: str | None,
-                            paused: bool, waiting: int) -> bool:
-        """Queue the canary/watch review, and an evolution at once for a low rating with a
-        comment or after enough waiting ratings. True when an evolution was queued."""
+                            paused: bool, waiting: int, *, novel: bool = False) -> bool:
+        """Queue the canary/watch review, and an evolution at once for a rating of a new
+        objective type, a low rating with a comment, or after enough waiting ratings. True
+        when an evolution was queued."""
         if rating is not None:
             await self.rt.queue.enqueue_review(tenant_id)
+        if rating is not None and novel and not paused:
+            await self.rt.queue.enqueue_evolution(
+                tenant_id, trigger=Trigger.NEW_OBJECTIVE_TYPE.value
+            )
+            return True
         explained_low = rating is not None and rating <= 2 and bool(comment)
         enough = waiting >= self.rt.settings.evolve_after_ratings
         if paused or not (explained_low or enough):
             return False
         await self.rt.queue.enqueue_evolution(tenant_id)
         return True
+
+    def _is_novel(self, execution: Execution) -> bool:
+        """An objective farther than `novelty_distance` from every earlier one."""
+        novelty = execution.novelty
+        return novelty is not None and novelty > self.rt.settings.novelty_distance
 
     async def _target(self, repo: TenantRepo, feedback: InboundFeedback) -> Execution | None:
         if feedback.execution_id is not None:

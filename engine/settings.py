@@ -27,6 +27,11 @@ class EngineSettings(BaseModel):
     # degradation watch
     watch_min_ratings: int = 5
     watch_rollback_probability: float = 0.9
+    # rolling window: the active version's last N ratings against recently active versions'
+    window_ratings: int = 10
+    window_min_ratings: int = 5
+    window_versions: int = 5
+    window_rollback_probability: float = 0.9
     # replay
     replay_negatives: int = 3
     replay_positives: int = 2

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from engine.commands import approval, settings, tools, versions
+from engine.commands import approval, evolutions, settings, tools, versions
 from engine.commands.replies import reply
 from engine.runtime import Runtime
 from engine.storage.repo import TenantRepo
@@ -71,6 +71,8 @@ COMMANDS: tuple[Command, ...] = (
     _tx("status", "", "version, ratings per version, success rate, tools, evolution state",
         versions.status),
     _tx("history", "[n]", "the last n versions and what changed them", versions.history),
+    _tx("evolutions", "[n]", "the last n evolutions: trigger, decision, replay, why",
+        evolutions.recent),
     _tx("diff", "[a] [b]", "prompt diff between versions (default: active vs its parent)",
         versions.diff),
     _own("rollback", "[version]", "make an earlier version active (admins)", versions.rollback,

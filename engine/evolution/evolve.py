@@ -1,8 +1,10 @@
 """The evolve job: a tenant's unused feedback becomes at most one new version.
 
-gather → reflect → propose → validate → route → record → announce, under the tenant's
-evolution lock; then what the decision taught goes to the knowledge store and any tool needs
-to the tool maker. See docs/ARCHITECTURE.md, "Rating → evolution".
+gather (and settle the trigger) → [periodic: consolidate_success] → reflect → propose →
+validate → route → record → announce, under the tenant's evolution lock; then what the
+decision taught goes to the knowledge store and any tool needs to the tool maker. Feedback a
+focused evolution left aside gets an evolution of its own. See docs/ARCHITECTURE.md,
+"Rating → evolution".
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from engine.evolution.announce import announce
 from engine.evolution.attempt import Attempt, Conclusion, Outcome, Trigger
 from engine.evolution.gather import open_attempt
 from engine.evolution.knowledge import (
-    past_learnings,
+    consolidate_success,
+    past_lessons,
     record_rated_objectives,
     remember_accepted_learnings,
     shared_patterns,
@@ -49,7 +52,18 @@ async def evolve(
         # tools after the prompt decision: a tool version built on the same parent first would
         # make the prompt's optimistic label check fail and lose the rule
         await hand_tool_needs(rt, opened)
-        return opened.outcome()
+    await _evolve_what_was_left(rt, opened)
+    return opened.outcome()
+
+
+async def _evolve_what_was_left(rt: Runtime, attempt: Attempt) -> None:
+    """A repeated failure focuses on its group: the rest of the feedback gets its own turn."""
+    if attempt.trigger != Trigger.REPEATED_FAILURE:
+        return
+    async with rt.repo(attempt.tenant_id) as repo:
+        waiting = await repo.unused_feedback_count()
+    if waiting:
+        await rt.queue.enqueue_evolution(attempt.tenant_id)
 
 
 async def _decide_record_and_announce(rt: Runtime, attempt: Attempt) -> None:
@@ -67,28 +81,43 @@ async def _decide_record_and_announce(rt: Runtime, attempt: Attempt) -> None:
 async def decide(rt: Runtime, attempt: Attempt) -> Conclusion:
     """Reflect, propose, validate; the first step that finds nothing worth trying decides,
     else routing does."""
+    if attempt.trigger == Trigger.PERIODIC:
+        attempt.validation.success_patterns = await consolidate_success(rt, attempt)
     reflection = await learn(rt, attempt)
     attempt.cost = reflection.usage.cost_usd
     attempt.validation.reflect_errors = reflection.errors
     attempt.validation.fallback = reflection.used_fallback
     attempt.learnings, attempt.validation.refused_learnings = drop_unsafe(reflection.learnings)
+    if any(x.type == "tool_need" for x in attempt.learnings):
+        attempt.note_trigger(Trigger.CAPABILITY_GAP)  # the need goes to the tool maker
     stopped = propose_candidate(attempt) or check_structure(attempt)
     if stopped is None:
         stopped = await replay_gate(rt, attempt)
-    return stopped or route(attempt, rt.settings)
+    return consolidated(attempt, stopped) or route(attempt, rt.settings)
+
+
+def consolidated(attempt: Attempt, stopped: Conclusion | None) -> Conclusion | None:
+    """A periodic evolution with nothing to change says what it kept of what worked."""
+    kept = attempt.validation.success_patterns
+    if stopped is None or kept is None or stopped.decision != Decision.SKIPPED:
+        return stopped
+    return Conclusion(Decision.SKIPPED, f"consolidated {kept} success patterns; nothing to change")
 
 
 async def learn(rt: Runtime, attempt: Attempt) -> ReflectResult:
     """Shared patterns for a bootstrap; else a reflection on the feedback (informed by past
-    learnings), whose rated objectives are kept as searchable history."""
+    learnings and by what worked), whose rated objectives are kept as searchable history."""
     if attempt.from_shared_patterns:
         return ReflectResult(await shared_patterns(rt, attempt), Usage(), False, [])
+    lessons = await past_lessons(rt, attempt)
     reflection = await reflect(
         rt.gateway,
         rt.settings.evolver,
         attempt.base.prompt,
         examples=attempt.examples,
-        past_learnings=await past_learnings(rt, attempt),
+        past_learnings=lessons.learnings,
+        success_patterns=lessons.success_patterns,
+        repeated_failure=attempt.trigger == Trigger.REPEATED_FAILURE,
     )
     await record_rated_objectives(rt, attempt, reflection.learnings)
     return reflection

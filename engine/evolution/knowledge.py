@@ -6,27 +6,69 @@ The store is an aid, never a requirement: when it fails the evolution goes on wi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from engine.evolution.attempt import Attempt
-from engine.evolution.reflect import Learning
+from engine.evolution.reflect import Learning, RatedExample
 from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 SHARED_PATTERN_MAX_CONFIDENCE = 0.6  # someone else's lesson never promotes straight away
+GOOD_AT_LEAST = 4  # a rating this good says the answer worked
 
 
-async def past_learnings(rt: Runtime, attempt: Attempt) -> list[str]:
-    """Learnings relevant to this feedback's objectives, for the reflection to build on."""
+SUCCESS_PATTERN = "success_pattern"
+
+
+@dataclass(frozen=True)
+class Lessons:
+    """What the knowledge store says about this feedback's objectives."""
+
+    learnings: list[str]  # learned before: the reflection builds on them
+    success_patterns: list[str]  # what worked: the reflection keeps doing it
+
+
+async def past_lessons(rt: Runtime, attempt: Attempt) -> Lessons:
+    """Learnings and success patterns relevant to this feedback's objectives."""
     query = " ".join(e.objective for e in attempt.examples)[:1000]
     try:
         hits = await rt.knowledge.relevant_learnings(
-            attempt.tenant_id, query, privacy_mode=attempt.privacy, k=5
+            attempt.tenant_id, query, privacy_mode=attempt.privacy, k=10
         )
     except Exception:
         log.exception("knowledge lookup failed; reflecting without it")
-        return []
-    return [hit.text for hit in hits]
+        return Lessons([], [])
+    return Lessons(
+        learnings=[h.text for h in hits if h.type != SUCCESS_PATTERN][:5],
+        success_patterns=[h.text for h in hits if h.type == SUCCESS_PATTERN and not h.shared][:5],
+    )
+
+
+async def consolidate_success(rt: Runtime, attempt: Attempt) -> int:
+    """What worked (answers rated 4-5) becomes the tenant's success patterns; how many.
+    They hold answer text, so they stay the tenant's own whatever its privacy mode."""
+    stored = 0
+    for example in attempt.examples:
+        if example.rating is None or example.rating < GOOD_AT_LEAST or not example.answer:
+            continue
+        try:
+            await rt.knowledge.add_learning(
+                attempt.tenant_id, success_pattern(example), type=SUCCESS_PATTERN,
+                confidence=example.rating / 5, impact=0.5, privacy_mode="isolated",
+            )
+        except Exception:
+            log.exception("storing a success pattern failed")
+            continue
+        stored += 1
+    return stored
+
+
+def success_pattern(example: RatedExample) -> str:
+    return (
+        f"Rated {example.rating}/5 for \"{example.objective[:160]}\": "
+        f"answered \"{example.answer[:240]}\""
+    )
 
 
 async def shared_patterns(rt: Runtime, attempt: Attempt) -> list[Learning]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from typing import Literal
 
-from engine.evolution.attempt import Attempt, Conclusion
+from engine.evolution.attempt import Asker, Attempt, Conclusion, Request
 from engine.evolution.reflect import Learning
 from engine.prompt import MAX_OPS_PER_EVOLUTION, MAX_RULES, EditError, EditOp, apply_ops
 from engine.types import Decision, StructuredPrompt
@@ -23,7 +23,11 @@ RuleOp = Literal["add_rule", "edit_rule", "remove_rule"]
 def propose_candidate(attempt: Attempt) -> Conclusion | None:
     """Edit ops from the safe learnings and the candidate prompt they make; a Conclusion when
     there is nothing (valid) to try."""
-    attempt.ops = propose_ops(attempt.base.prompt, attempt.learnings)
+    plan = plan_edits(attempt.base.prompt, attempt.learnings)
+    attempt.ops = plan.ops
+    attempt.request = request_behind(plan.sources, attempt.askers)
+    if attempt.request is not None:
+        attempt.validation.request = attempt.request.as_json()
     refused = attempt.validation.refused_learnings
     if not attempt.ops and refused:
         return Conclusion(Decision.REJECTED, "refused unsafe suggestions: " + "; ".join(refused))
@@ -39,12 +43,29 @@ def propose_candidate(attempt: Attempt) -> Conclusion | None:
 
 
 def propose_ops(prompt: StructuredPrompt, learnings: list[Learning]) -> list[EditOp]:
+    return plan_edits(prompt, learnings).ops
+
+
+def plan_edits(prompt: StructuredPrompt, learnings: list[Learning]) -> EditPlan:
     """The most confident, most impactful prompt rules first, until the ops budget is spent."""
-    plan = _EditPlan(prompt)
+    plan = EditPlan(prompt)
     for learning in ranked_rule_learnings(learnings):
         if plan.full or not plan.take(learning):
             break
-    return plan.ops
+    return plan
+
+
+def request_behind(sources: list[Learning], askers: dict[int, Asker]) -> Request | None:
+    """The request the edit carries out: every learning behind it cites a feedback with a
+    comment. None when any of them is inferred from ratings alone (or there is no edit)."""
+    cited = [[askers[i] for i in x.feedback_ids if i in askers] for x in sources]
+    if not cited or not all(cited):
+        return None
+    people = [asker for found in cited for asker in found]
+    return Request(
+        user_ids=tuple(dict.fromkeys(a.user_id for a in people)),
+        from_admin=any(a.from_admin for a in people),
+    )
 
 
 def ranked_rule_learnings(learnings: list[Learning]) -> list[Learning]:
@@ -69,12 +90,13 @@ def _similar_rule(prompt: StructuredPrompt, text: str) -> str | None:
     return best
 
 
-class _EditPlan:
+class EditPlan:
     """The ops proposed so far and how many rules the prompt will have after them."""
 
     def __init__(self, prompt: StructuredPrompt) -> None:
         self.prompt = prompt
         self.ops: list[EditOp] = []
+        self.sources: list[Learning] = []  # the learnings the ops carry out
         self.rule_ids = {r.id for r in prompt.rules}
         self.rule_count = len(prompt.rules)
 
@@ -131,6 +153,8 @@ class _EditPlan:
             EditOp(op=op, rule_id=rule_id, text=text, confidence=learning.confidence,
                    provenance=learning.feedback_ids)
         )
+        if learning not in self.sources:
+            self.sources.append(learning)
 
     def _touched(self) -> set[str | None]:
         return {op.rule_id for op in self.ops}

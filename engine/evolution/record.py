@@ -6,9 +6,11 @@ Labels move with an optimistic check: when the active version moved while the ev
 
 from __future__ import annotations
 
+from sqlalchemy import update
+
 from engine.evolution.attempt import Attempt
 from engine.runtime import Runtime
-from engine.storage.models import Evolution, utcnow
+from engine.storage.models import Evolution, Label, utcnow
 from engine.storage.repo import ACTIVE, CANARY, StaleLabel, TenantRepo
 from engine.types import AgentVersionView, Decision, StructuredPrompt, TenantId
 
@@ -23,13 +25,21 @@ async def record_decision(rt: Runtime, attempt: Attempt) -> None:
         if attempt.creates_version:
             try:
                 attempt.new_version = await create_and_label_version(
-                    repo, row, attempt.base, attempt.decision, attempt.reason
+                    repo, row, attempt.base, attempt.decision, attempt.reason,
+                    audience=canary_audience(attempt),
                 )
             except StaleLabel as exc:
                 attempt.decision, attempt.reason = Decision.SKIPPED, f"superseded: {exc}"
         row.decision, row.reason = attempt.decision.value, attempt.reason
         row.candidate_version = attempt.new_version
-        await repo.mark_feedback_used(list(row.feedback_ids), attempt.evolution_id)
+        await repo.mark_feedback_used(attempt.consumes, attempt.evolution_id)
+
+
+def canary_audience(attempt: Attempt) -> list[str] | None:
+    """A canary that carries out a request always serves the people who asked."""
+    if attempt.decision != Decision.CANARY or attempt.request is None:
+        return None
+    return list(attempt.request.user_ids)
 
 
 def _store_findings(row: Evolution, attempt: Attempt) -> None:
@@ -42,10 +52,12 @@ def _store_findings(row: Evolution, attempt: Attempt) -> None:
 
 
 async def create_and_label_version(
-    repo: TenantRepo, row: Evolution, base: AgentVersionView, decision: Decision, reason: str
+    repo: TenantRepo, row: Evolution, base: AgentVersionView, decision: Decision, reason: str,
+    *, audience: list[str] | None = None,
 ) -> int:
-    """The row's candidate as a new version of `base`, made active (promoted) or the canary.
-    Raises StaleLabel when the active version is no longer `base`."""
+    """The row's candidate as a new version of `base`, made active (promoted) or the canary
+    (which always serves `audience`, beside the usual share). Raises StaleLabel when the
+    active version is no longer `base`."""
     actor = f"evolution:{row.id}"
     number = await repo.create_version(
         prompt=StructuredPrompt.model_validate(row.candidate_prompt),
@@ -62,7 +74,16 @@ async def create_and_label_version(
         if await repo.label(ACTIVE) != base.version:
             raise StaleLabel("active moved during the evolution")
         await repo.move_label(CANARY, number, reason="canary", actor=actor)
+        await set_canary_audience(repo, audience)
     return number
+
+
+async def set_canary_audience(repo: TenantRepo, audience: list[str] | None) -> None:
+    await repo.session.execute(
+        update(Label)
+        .where(Label.agent_id == await repo.agent_id(), Label.name == CANARY)
+        .values(audience=audience)
+    )
 
 
 async def mark_failed(rt: Runtime, tenant_id: TenantId, evolution_id: int, error: str) -> None:

@@ -1,19 +1,16 @@
 """The degradation watch: a version an evolution promoted that its users rate clearly worse
-than its parent is rolled back automatically, and the rollback announced."""
+than its parent is rolled back automatically, the rollback announced, and a fix queued."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.evolution.announce import home_channel
+from engine.evolution.rollback import announce_and_fix, failures, roll_back, version_ratings
 from engine.evolution.stats import prob_worse
-from engine.present import rollback_document
 from engine.runtime import Runtime
 from engine.settings import EngineSettings
-from engine.storage.repo import ACTIVE, RatingStats, TenantRepo
-from engine.types import RolledBack, TenantId
-
-ACTOR = "watch"
+from engine.storage.repo import RatingStats, TenantRepo
+from engine.types import TenantId
 
 
 @dataclass(frozen=True)
@@ -49,22 +46,10 @@ async def watch_for_degradation(rt: Runtime, tenant_id: TenantId) -> str | None:
         if found is None or found.p_worse < rt.settings.watch_rollback_probability:
             return None
         reason = found.reason()
-        await repo.move_label(
-            ACTIVE, found.parent, reason="auto_rollback", actor=ACTOR, note=reason,
-            expect=found.version,
-        )
-        channel_id = await home_channel(repo)
-    await rt.notifier.deliver(
-        RolledBack(
-            tenant_id=tenant_id, channel_id=channel_id, thread_id=None,
-            from_version=found.version, to_version=found.parent, automatic=True, reason=reason,
-            actor=ACTOR,
-            document=rollback_document(
-                from_version=found.version, to_version=found.parent, automatic=True,
-                reason=reason, actor=ACTOR,
-            ),
-        )
-    )
+        since = await repo.last_promotion_at(found.version)
+        failing = failures(await version_ratings(repo, found.version, since=since))
+        channel_id = await roll_back(repo, found.version, found.parent, reason, failing)
+    await announce_and_fix(rt, tenant_id, channel_id, found.version, found.parent, reason)
     return reason
 
 

@@ -3,7 +3,8 @@
 - as the agent: answers "Answer to: <objective>" and says which learned rules it followed,
   so a test (or a demo without a model) can see a new version change the answers;
 - as the reflector: turns each negative rating's comment into a rule suggestion
-  (confidence 0.9), and "you need a …" comments into tool needs;
+  (confidence 0.9), and "you need a …" comments into tool needs; told of a repeated failure
+  without such comments, it infers a rule from the ratings alone (citing no comment);
 - as the judge: prefers the answer sharing more words with the rubric's comment;
 - as the tool maker: a unit converter (`convert_units`) for a conversion need, a specialist
   sub-agent for "you need a <topic> specialist", and "none" for anything else;
@@ -58,6 +59,33 @@ def agent(request: ScriptedRequest) -> ScriptedReply:
 
 def reflector(request: ScriptedRequest) -> str:
     data = request.data() or {}
+    learnings = _comment_learnings(data)
+    if not learnings and data.get("repeated_failure"):
+        learnings = [_inferred_from_ratings(data)]
+    return json.dumps({"learnings": learnings})
+
+
+def _inferred_from_ratings(data: dict[str, Any]) -> dict[str, Any]:
+    """A repeated failure nobody explained: a rule about that kind of objective."""
+    uncommented = [
+        item.get("feedback_id") for item in data.get("feedback", [])
+        if not (item.get("comment") or "").strip()
+    ]
+    objective = str(data["repeated_failure"]["objectives"][0])[:120]
+    return {
+        "type": "prompt_rule",
+        "issue": f"{len(uncommented)} similar objectives rated badly",
+        "suggested_change": f"Double-check answers to requests like: {objective}",
+        "rationale": "similar objectives keep getting low ratings",
+        "confidence": 0.8,
+        "impact": 0.6,
+        "target_rule": None,
+        "action": "add",
+        "feedback_ids": uncommented[:10],
+    }
+
+
+def _comment_learnings(data: dict[str, Any]) -> list[dict[str, Any]]:
     learnings = []
     for item in data.get("feedback", []):
         comment = (item.get("comment") or "").strip()
@@ -83,7 +111,7 @@ def reflector(request: ScriptedRequest) -> str:
                 "feedback_ids": [item.get("feedback_id")],
             }
         )
-    return json.dumps({"learnings": learnings})
+    return learnings
 
 
 def _words(text: str) -> set[str]:

@@ -33,10 +33,11 @@ async def ask(bot: Bot, text: str, *, user: str = "u1", tenant: str = TENANT) ->
 
 
 async def rate(bot: Bot, answer: AnswerReady, rating: int, comment: str | None = None,
-               *, user: str = "u1", tenant: str = TENANT) -> Any:
+               *, user: str = "u1", tenant: str = TENANT, admin: bool = False) -> Any:
     return await bot.service.handle_feedback(
         InboundFeedback(tenant_id=tenant, user_id=user, source=FeedbackSource.REACTION,
-                        rating=rating, comment=comment, execution_id=answer.execution_id)
+                        rating=rating, comment=comment, execution_id=answer.execution_id,
+                        from_admin=admin)
     )
 
 
@@ -149,8 +150,10 @@ async def test_unparseable_reflection_is_repaired_once_then_the_comment_is_used(
         [evolution] = await repo.evolutions()
     assert evolution.validation["fallback"] is True
     assert len(evolution.validation["reflect_errors"]) == 2
-    # the comment became a medium-confidence candidate: a canary, not a promotion
-    assert evolution.decision == "canary"
+    # the comment became a medium-confidence candidate; it carries out the request of the one
+    # person this chat serves, so it is promoted whatever its confidence
+    assert evolution.decision == "promoted"
+    assert evolution.validation["request"] == {"askers": ["u1"], "from_admin": False}
     assert evolution.learnings[0]["suggested_change"] == "Answer in French please."
     assert evolution.learnings[0]["confidence"] == 0.6
 

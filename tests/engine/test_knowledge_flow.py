@@ -37,9 +37,9 @@ async def _everything_others_can_see(bot: Bot, viewer: str) -> str:
 
 async def test_an_isolated_tenants_secret_never_leaves_it(bot: Bot) -> None:
     answer = await ask(bot, "How do we escalate?", tenant="slack:TISOLATED")
-    await rate(bot, answer, 2, COMMENT, tenant="slack:TISOLATED")
+    await rate(bot, answer, 2, COMMENT, tenant="slack:TISOLATED", admin=True)
     await bot.drain()
-    assert SECRET in await _prompt_text(bot, "slack:TISOLATED")  # its own rule
+    assert SECRET in await _prompt_text(bot, "slack:TISOLATED")  # its own rule (an admin asked)
 
     other = "slack:TOTHER"
     await command(bot, "privacy", "collective", tenant=other)
@@ -66,9 +66,9 @@ async def test_a_new_collective_tenant_is_bootstrapped_through_validation(bot: B
     teacher = "slack:TTEACHER"
     await command(bot, "privacy", "collective", tenant=teacher)
     answer = await ask(bot, "Draft the weekly update", tenant=teacher)
-    await rate(bot, answer, 2, "use bullet points for every list", tenant=teacher)
+    await rate(bot, answer, 2, "use bullet points for every list", tenant=teacher, admin=True)
     await bot.drain()
-    assert await active_version(bot, teacher) == 2
+    assert await active_version(bot, teacher) == 2  # an admin asked: promoted at once
 
     newcomer = "telegram:-100555"
     reply = await command(bot, "privacy", "collective", tenant=newcomer)

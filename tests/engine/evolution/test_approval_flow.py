@@ -13,12 +13,14 @@ from tests.engine.test_evolution_flow import TENANT, active_version, ask, comman
 
 
 def _hesitant(request: ScriptedRequest) -> ScriptedReply | str:
-    """The default model, but reflection is only 0.3 confident: an admin must approve."""
+    """The default model, but reflection is only 0.3 confident and cites no feedback: a
+    lesson inferred, not a request carried out — an admin must approve it."""
     if request.purpose != "reflect":
         return default(request)
     learnings = json.loads(str(default(request)))["learnings"]
     for learning in learnings:
         learning["confidence"] = 0.3
+        learning["feedback_ids"] = []
     return json.dumps({"learnings": learnings})
 
 

@@ -65,6 +65,8 @@ def test_shared_patterns_always_start_as_a_canary() -> None:
 
 
 def test_the_stored_validation_names_only_the_checks_that_ran() -> None:
-    assert list(Validation().as_json()) == ["reflect_errors", "fallback", "refused_learnings"]
+    assert list(Validation().as_json()) == [
+        "triggers", "reflect_errors", "fallback", "refused_learnings"
+    ]
     failed = Validation(structural=["rule r1 is empty"]).as_json()
     assert failed["structural"] == ["rule r1 is empty"] and "replay" not in failed

@@ -39,6 +39,7 @@ async def test_a_converter_need_becomes_a_tested_announced_tool_the_agent_calls(
         [evolution] = await repo.evolutions()
     assert active.version == 2 and active.tools == ["convert_units@1"]
     assert active.created_by == f"evolution:{evolution.id}"
+    assert "capability_gap" in evolution.validation["triggers"]  # the need went to the maker
     assert active.prompt.rules == []  # a tool need is not a prompt rule
     tool = await tool_row(bot, "convert_units")
     assert (tool.status, tool.kind, tool.evolution_id) == ("active", "function", evolution.id)
