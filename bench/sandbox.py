@@ -5,6 +5,10 @@
 Cold start: the first `run` of a new LocalSandbox (includes the one-off isolation probe).
 Per call: `runs` sequential runs of a trivial snippet with the probed isolation, and the
 same with weaker isolation settings, to show what each layer costs.
+Data libraries: the cold start of a first run that imports pandas (isolation probe plus
+the one-off data site probe, which builds matplotlib's font list), then per-call times of
+code importing numpy / pandas / matplotlib, loading and grouping a 100k-row CSV input
+file, and rendering a chart of it to out/ as PNG, beside the stdlib-only snippet.
 Tool call overhead inside an execution: `runs` agent runs (engine.runner.run_agent, the
 deterministic `scripted/default` model through litellm) answering without a tool, and
 answering "convert 5 miles to km" through the generated `convert_units` tool in the sandbox
@@ -22,7 +26,7 @@ from dataclasses import replace
 from rich.console import Console
 from rich.table import Table
 
-from engine.sandbox import LocalSandbox
+from engine.sandbox import LocalSandbox, data
 from engine.sandbox.local import NETWORK_NAMESPACES, Isolation
 
 SNIPPET = "result = sum(inputs['xs'])"
@@ -78,7 +82,87 @@ async def main(runs: int) -> None:
             f"{statistics.fmean(samples) * 1000:.1f}",
         )
     console.print(table)
+    await data_library_costs(console, max(5, runs // 5))
     await execution_overhead(console, runs)
+
+
+# --- the data libraries -----------------------------------------------------------------
+
+CSV_ROWS = 100_000
+LOAD_AND_GROUP = (
+    "import pandas as pd\n"
+    "df = pd.read_csv('sales.csv')\n"
+    "df['revenue'] = df.units * df.price\n"
+    "by_region = df.groupby('region')['revenue'].sum()\n"
+    "result = len(by_region)\n"
+)
+CHART = (
+    "import matplotlib.pyplot as plt\n"
+    "ax = by_region.plot.bar()\n"
+    "ax.figure.savefig('out/revenue.png')\n"
+)
+DATA_WORKLOADS = {
+    "stdlib-only snippet (as above)": (SNIPPET, False),
+    "import numpy": ("import numpy\nresult = 1", False),
+    "import pandas": ("import pandas\nresult = 1", False),
+    "import matplotlib.pyplot": ("import matplotlib.pyplot\nresult = 1", False),
+    "import numpy, pandas, matplotlib.pyplot": (
+        "import numpy, pandas, matplotlib.pyplot\nresult = 1", False
+    ),
+    f"{CSV_ROWS // 1000}k-row CSV: load + group": (LOAD_AND_GROUP, True),
+    f"{CSV_ROWS // 1000}k-row CSV: load + group + PNG chart": (LOAD_AND_GROUP + CHART, True),
+}
+
+
+def sales_csv() -> bytes:
+    rows = "".join(f"r{i % 7},{i % 50},{i % 13}.25\n" for i in range(CSV_ROWS))
+    return ("region,units,price\n" + rows).encode()
+
+
+async def data_cold_start(csv: bytes) -> float:
+    data._sites.clear()  # the data site probe is one-off per process: measure it too
+    started = time.perf_counter()
+    result = await LocalSandbox().run(LOAD_AND_GROUP, files={"sales.csv": csv}, timeout_s=60)
+    elapsed = time.perf_counter() - started
+    assert result.error is None, result
+    return elapsed
+
+
+async def data_samples(code: str, files: dict[str, bytes], runs: int) -> list[float]:
+    sandbox = LocalSandbox()
+    await sandbox.run(code, inputs=INPUTS, files=files, timeout_s=60)  # probes done
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = await sandbox.run(code, inputs=INPUTS, files=files, timeout_s=60)
+        samples.append(time.perf_counter() - started)
+        assert result.error is None, result
+    return samples
+
+
+async def data_library_costs(console: Console, runs: int) -> None:
+    csv = sales_csv()
+    cold = await data_cold_start(csv)
+    console.print(
+        f"cold start with pandas (isolation + data site probes, first {CSV_ROWS // 1000}k-row "
+        f"load + group): {cold * 1000:.0f} ms"
+    )
+    table = Table(title=f"per-call time with the data libraries, {runs} sequential runs each")
+    for column in ("code", "p50 ms", "p95 ms", "mean ms", "p50 over stdlib ms"):
+        table.add_column(column, justify="right" if column != "code" else "left")
+    baseline = None
+    for label, (code, with_csv) in DATA_WORKLOADS.items():
+        samples = await data_samples(code, {"sales.csv": csv} if with_csv else {}, runs)
+        p50 = statistics.median(samples)
+        baseline = p50 if baseline is None else baseline
+        table.add_row(
+            label,
+            f"{p50 * 1000:.1f}",
+            f"{percentile(samples, 0.95) * 1000:.1f}",
+            f"{statistics.fmean(samples) * 1000:.1f}",
+            f"{(p50 - baseline) * 1000:.1f}",
+        )
+    console.print(table)
 
 
 # --- tool call overhead inside an execution ---------------------------------------------

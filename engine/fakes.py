@@ -14,7 +14,15 @@ from engine.types import Delivery, OutboundEvent, SandboxResult, TenantId
 
 if TYPE_CHECKING:
     from engine.evolution.reflect import Learning
-    from engine.ports import JobQueue, KnowledgeStore, Locks, Notifier, Sandbox, ToolMaker
+    from engine.ports import (
+        InputFiles,
+        JobQueue,
+        KnowledgeStore,
+        Locks,
+        Notifier,
+        Sandbox,
+        ToolMaker,
+    )
     from engine.runtime import Runtime
 
 
@@ -83,8 +91,8 @@ class NoSandbox:
     name = "none"
 
     async def run(
-        self, code: str, *, inputs: dict[str, Any] | None = None, timeout_s: float = 5.0,
-        memory_mb: int = 256,
+        self, code: str, *, inputs: dict[str, Any] | None = None,
+        files: InputFiles | None = None, timeout_s: float = 5.0, memory_mb: int = 256,
     ) -> SandboxResult:
         return SandboxResult(error="no sandbox is configured in this process")
 

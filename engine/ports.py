@@ -7,8 +7,9 @@ thing. See docs/ARCHITECTURE.md, "Ports".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
@@ -47,6 +48,10 @@ class Locks(Protocol):
     def lock(self, name: str, timeout_s: float) -> AbstractAsyncContextManager[bool]: ...
 
 
+# Files handed to a sandbox run: a plain file name -> its content, or a host file to copy.
+InputFiles = Mapping[str, bytes | Path]
+
+
 class Sandbox(Protocol):
     """Runs untrusted Python. The convention every implementation follows is described in
     `engine/sandbox/limits.py`."""
@@ -58,6 +63,7 @@ class Sandbox(Protocol):
         code: str,
         *,
         inputs: dict[str, Any] | None = None,
+        files: InputFiles | None = None,
         timeout_s: float = 5.0,
         memory_mb: int = 256,
     ) -> SandboxResult: ...

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 TenantId = str  # "slack:T123", "slack:E1:T123", "telegram:-100123", "local:default"
 
@@ -314,6 +314,16 @@ OutboundEvent = Annotated[
 ]
 
 
+class SandboxFile(BaseModel):
+    """A file the sandboxed code left in its `out/` directory."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    name: str  # relative to out/, e.g. "chart.png"
+    media_type: str  # e.g. "image/png"
+    data: bytes
+
+
 class SandboxResult(BaseModel):
     """What a sandbox run gave back (see engine/sandbox/limits.py for the convention)."""
 
@@ -323,6 +333,8 @@ class SandboxResult(BaseModel):
     error: str | None = None  # None on success
     duration: float = 0.0  # seconds, wall clock, as seen by the caller
     truncated: bool = False  # stdout or stderr was cut at the output limit
+    files: list[SandboxFile] = Field(default_factory=list)  # collected from out/
+    files_skipped: list[str] = Field(default_factory=list)  # "name: why", left out of `files`
 
     @property
     def ok(self) -> bool:

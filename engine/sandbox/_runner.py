@@ -5,10 +5,12 @@ directory as its working directory. It must stay self-contained (stdlib only, no
 from ``engine``): it runs in a bare interpreter without site-packages.
 
 Steps: read the job (``job.json``: inputs and the import allowlist) and the code
-(``main.py``); open the result file; install an audit hook that refuses network, process
-creation, ctypes, non-allowlisted imports and file access outside the sandbox; run the code
-as ``__main__`` with ``inputs`` as a global; write ``{"error": ..., "value": ...}`` to the
-result file. The result goes to its own file, not stdout, so user prints cannot spoof it.
+(``main.py``); open the result file; create ``out/``; for code that imports the data
+libraries, load them as trusted code (see ``prepare_data``); put up Landlock and an audit
+hook that refuses network, process creation, ctypes, non-allowlisted imports, file access
+outside the sandbox and writes to the input files; run the code as ``__main__`` with
+``inputs`` as a global; write ``{"error": ..., "value": ...}`` to the result file. The
+result goes to its own file, not stdout, so user prints cannot spoof it.
 
 The audit hook is a guard against accidents and casual misuse by generated code, and gives
 clear error messages; determined code can tamper with it from inside the interpreter. The
@@ -30,7 +32,12 @@ from typing import Any
 JOB_FILE = "job.json"
 CODE_FILE = "main.py"
 RESULT_FILE = "result.json"
+OUTPUT_DIR = "out"  # what the code leaves here is collected after the run
+TMP_DIR = "tmp"  # TMPDIR, HOME and the matplotlib config of a data run
 TRACEBACK_FRAMES = 8  # the last frames of a user exception go to stderr
+# The interpreter's own import path, before a data run adds the data libraries' site
+# directory: only the packages of those libraries become readable, not all of the site.
+BASE_PATH = tuple(sys.path)
 
 # Modules the interpreter and the allowlisted modules import internally. Refusing them
 # would break e.g. `import dataclasses` (-> inspect -> importlib.machinery) or
@@ -50,8 +57,26 @@ SUPPORT_MODULES = frozenset(
     }
 )
 
+# Standard library modules the data libraries import lazily, at call time, found by running
+# real code under the hook (CSV and xlsx in and out, grouping, time zones, charts to PNG and
+# SVG, to_markdown). User code cannot name them: its import statements take the allowlist.
+DATA_SUPPORT_MODULES = frozenset(
+    {
+        "_bz2", "_compression", "_elementtree", "_lzma", "argparse", "bz2", "gc", "gettext",
+        "gzip", "lzma", "ntpath", "pathlib", "plistlib", "pyexpat", "shlex", "shutil",
+        "tempfile", "threading", "timeit", "unittest", "xml", "zipfile", "zlib",
+    }
+)
+# One BLAS / OpenMP thread in a data run (RLIMIT_NPROC counts threads, and the machine is
+# shared): set before the libraries load, as OpenBLAS reads them when it starts.
+DATA_THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+)
+
 # Default zoneinfo search path of CPython: zoneinfo reads tz files from there.
 TZ_DIRS = ("/usr/share/zoneinfo", "/usr/lib/zoneinfo", "/usr/share/lib/zoneinfo", "/etc/zoneinfo")
+# Where matplotlib finds system fonts (its own ship in its package); readable in a data run.
+FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
 
 PROCESS_EVENTS = frozenset(
     {
@@ -104,10 +129,11 @@ SYSTEM_READ_PATHS = (
     "/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/dev/null",
     "/dev/urandom",
 )
+SYSTEM_READABLE = (sys.prefix, sys.base_prefix, *TZ_DIRS, *SYSTEM_READ_PATHS)
 
 
-def restrict_filesystem(workdir: str) -> bool:
-    """Read-write in `workdir`, read-only in the system paths, nothing else. True if done."""
+def restrict_filesystem(workdir: str, read_paths: Iterable[str] = ()) -> bool:
+    """Read-write in `workdir`, read-only in system paths and `read_paths`. True if done."""
     import ctypes
 
     class PathBeneath(ctypes.Structure):  # struct landlock_path_beneath_attr (packed)
@@ -130,7 +156,7 @@ def restrict_filesystem(workdir: str) -> bool:
     if ruleset < 0:
         return False
     try:
-        readable = {*sys.path, sys.prefix, sys.base_prefix, *TZ_DIRS, *SYSTEM_READ_PATHS}
+        readable = {*BASE_PATH, *SYSTEM_READABLE, *read_paths}
         rules = [(workdir, handled)] + [(path, LANDLOCK_READ) for path in sorted(readable)]
         for path, access in rules:
             try:
@@ -162,11 +188,21 @@ def _inside(path: str, roots: Iterable[str]) -> bool:
 class Policy:
     """What the audit hook lets through."""
 
-    def __init__(self, workdir: str, allowed_modules: frozenset[str]) -> None:
+    def __init__(
+        self,
+        workdir: str,
+        allowed_modules: frozenset[str],
+        *,
+        support_modules: frozenset[str] = SUPPORT_MODULES,
+        read_paths: Iterable[str] = (),
+        read_only: Iterable[str] = (),
+    ) -> None:
         self.workdir = os.path.realpath(workdir)
         self.allowed_modules = allowed_modules
-        stdlib = [os.path.realpath(p) for p in sys.path if p]
-        self.read_roots = (self.workdir, *stdlib, *(os.path.realpath(d) for d in TZ_DIRS))
+        self.support_modules = support_modules
+        readable = [p for p in (*BASE_PATH, *TZ_DIRS, *read_paths) if p]
+        self.read_roots = (self.workdir, *(os.path.realpath(p) for p in readable))
+        self.read_only = tuple(os.path.realpath(p) for p in read_only)
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "import":
@@ -190,7 +226,7 @@ class Policy:
 
     def check_import(self, name: str) -> None:
         top = name.partition(".")[0]
-        if top in self.allowed_modules or top in SUPPORT_MODULES:
+        if top in self.allowed_modules or top in self.support_modules:
             return
         if top.startswith("_sysconfigdata_"):  # platform-named module that sysconfig loads
             return
@@ -213,8 +249,13 @@ class Policy:
 
     def check_write(self, path: object) -> None:
         resolved = self.resolve(path)
-        if resolved is not None and not _inside(resolved, [self.workdir]):
+        if resolved is None:
+            return
+        if not _inside(resolved, [self.workdir]):
             raise PermissionError(f"writing outside the sandbox directory is not allowed: {path}")
+        # An input file, or a directory holding one (removing it would remove the input).
+        if any(_inside(input_path, [resolved]) for input_path in self.read_only):
+            raise PermissionError(f"the input files are read-only: {path}")
 
     def check_read(self, path: object) -> None:
         resolved = self.resolve(path)
@@ -235,14 +276,15 @@ class Policy:
         return os.path.realpath(os.fsdecode(path))  # type: ignore[arg-type]
 
 
-def guarded_import(allowed: frozenset[str]) -> Callable[..., Any]:
+def guarded_import(allowed: frozenset[str], support: frozenset[str]) -> Callable[..., Any]:
     """`__import__` for user code: only allowlisted modules, even if already loaded.
 
     The audit hook only sees imports of modules not yet in sys.modules; `os`, `sys` and the
     runner's own imports are, so the import statements of user code are checked here.
     C code called from user code imports through this function too (`datetime.strptime`
     imports `_strptime`); it passes a list as `fromlist` (PyImport_Import), an import
-    statement passes None or a tuple, so such lazy imports may use the support modules.
+    statement passes None or a tuple, so such lazy imports may use the support modules
+    (numpy's C code imports its own submodules that way, from the user's frame).
     """
     real_import = __import__
 
@@ -256,7 +298,7 @@ def guarded_import(allowed: frozenset[str]) -> Callable[..., Any]:
         if level != 0:
             raise ImportError("relative imports are not allowed in the sandbox")
         top = name.partition(".")[0]
-        lazy_support_import = isinstance(fromlist, list) and top in SUPPORT_MODULES
+        lazy_support_import = isinstance(fromlist, list) and top in support
         if top not in allowed and not lazy_support_import:
             raise ImportError(f"module {name!r} is not allowed")
         return real_import(name, globals, locals, fromlist, level)
@@ -264,15 +306,47 @@ def guarded_import(allowed: frozenset[str]) -> Callable[..., Any]:
     return _import
 
 
-def user_globals(inputs: dict[str, Any], allowed: frozenset[str], path: str) -> dict[str, Any]:
+def user_globals(
+    inputs: dict[str, Any], allowed: frozenset[str], support: frozenset[str], path: str
+) -> dict[str, Any]:
     builtins_ns = dict(vars(builtins))
-    builtins_ns["__import__"] = guarded_import(allowed)
+    builtins_ns["__import__"] = guarded_import(allowed, support)
     return {
         "__name__": "__main__",
         "__file__": path,
         "__builtins__": builtins_ns,
         "inputs": inputs,
     }
+
+
+def prepare_data(data: dict[str, Any], workdir: str) -> tuple[frozenset[str], list[str]]:
+    """Trusted set-up of a run that imports the data libraries, before the walls go up:
+    environment, import path, font list, then the libraries themselves (their start-up
+    probes threads, ctypes and files no wall would allow later). Returns the modules they
+    may import lazily and the paths they may read."""
+    tmp = os.path.join(workdir, TMP_DIR)
+    mpl_config = os.path.join(tmp, "matplotlib")
+    os.makedirs(mpl_config)
+    os.environ.update(dict.fromkeys(DATA_THREAD_VARIABLES, "1"))
+    # No display; matplotlib's config and cache, temporary files and ~ in the run directory.
+    os.environ.update(MPLBACKEND="Agg", MPLCONFIGDIR=mpl_config, TMPDIR=tmp, HOME=tmp)
+    fontlist = data.get("fontlist")
+    if fontlist:  # prepared by the host: matplotlib need not scan the fonts on every run
+        with open(os.path.join(mpl_config, os.path.basename(fontlist["name"])), "w") as f:
+            f.write(fontlist["text"])
+    sites = data.get("sites", [])
+    sys.path.extend(sites)
+    import importlib.machinery
+    import mimetypes
+
+    # List the site directories now: later, only the libraries' own packages are readable.
+    importlib.machinery.PathFinder.find_spec("_evobot_no_such_module", sites)
+    mimetypes.init(files=[])  # the built-in table only, not the host's /etc/mime.types
+    for module in data.get("preload", []):
+        with contextlib.suppress(ImportError):  # not installed: the code's import says so
+            importlib.import_module(module)
+    support = SUPPORT_MODULES | DATA_SUPPORT_MODULES | frozenset(data.get("modules", []))
+    return support, [*data.get("read_paths", []), *FONT_DIRS]
 
 
 def remove_unaudited_os_functions() -> None:
@@ -352,6 +426,38 @@ def apply_limits(
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def put_up_walls(job: dict[str, Any], workdir: str) -> tuple[bool, frozenset[str]]:
+    """Data set-up (trusted), then Landlock, then the audit hook. Returns whether Landlock
+    is on and the support modules lazy imports may use."""
+    os.mkdir(OUTPUT_DIR)
+    support: frozenset[str] = SUPPORT_MODULES
+    read_paths: list[str] = []
+    if job.get("data") is not None:
+        support, read_paths = prepare_data(job["data"], workdir)
+    landlocked = restrict_filesystem(workdir, read_paths)
+    forget_ctypes()
+    remove_unaudited_os_functions()
+    policy = Policy(
+        workdir,
+        frozenset(job["allowed_modules"]),
+        support_modules=support,
+        read_paths=read_paths,
+        read_only=[os.path.join(workdir, name) for name in job.get("read_only", [])],
+    )
+    sys.addaudithook(policy.hook)
+    return landlocked, support
+
+
+def write_result(result_file: Any, error: str | None, encoded: str, landlocked: bool) -> None:
+    """Overwrites whatever the code may have put in the result file."""
+    result_file.seek(0)
+    error_json, landlock_json = json.dumps(error), json.dumps(landlocked)
+    result_file.write(f'{{"error": {error_json}, "value": {encoded}, "landlock": {landlock_json}}}')
+    with contextlib.suppress(OSError):  # only needed if the code wrote there first
+        result_file.truncate()
+    result_file.close()
+
+
 def main() -> None:
     workdir = os.getcwd()
     with open(JOB_FILE, encoding="utf-8") as f:
@@ -364,27 +470,21 @@ def main() -> None:
     result_file = open(RESULT_FILE, "w", encoding="utf-8")  # noqa: SIM115 - kept to the end
     stdout, stderr = sys.stdout, sys.stderr
     allowed = frozenset(job["allowed_modules"])
-
-    landlocked = restrict_filesystem(workdir)
-    forget_ctypes()
-    remove_unaudited_os_functions()
-    sys.addaudithook(Policy(workdir, allowed).hook)
-    namespace = user_globals(job["inputs"], allowed, os.path.join(workdir, CODE_FILE))
-    error = run_user_code(code, namespace)
-    encoded = "null"
-    if error is None:
-        encoded, error = encode_value(namespace, job["result_limit"])
+    encoded, landlocked = "null", False
+    try:
+        landlocked, support = put_up_walls(job, workdir)
+    except Exception as exc:  # e.g. no memory left to load the data libraries: nothing runs
+        error: str | None = f"the sandbox could not start: {describe(exc)}"
+    else:
+        namespace = user_globals(job["inputs"], allowed, support, os.path.join(workdir, CODE_FILE))
+        error = run_user_code(code, namespace)
+        if error is None:
+            encoded, error = encode_value(namespace, job["result_limit"])
 
     for stream in (sys.stdout, sys.stderr, stdout, stderr):
         with contextlib.suppress(BaseException):  # a broken stream must not lose the result
             stream.flush()
-    # Overwrite whatever the code may have put in the result file.
-    result_file.seek(0)
-    error_json, landlock_json = json.dumps(error), json.dumps(landlocked)
-    result_file.write(f'{{"error": {error_json}, "value": {encoded}, "landlock": {landlock_json}}}')
-    with contextlib.suppress(OSError):  # only needed if the code wrote there first
-        result_file.truncate()
-    result_file.close()
+    write_result(result_file, error, encoded, landlocked)
     # Skip interpreter shutdown: no user finalizer runs after the result is written.
     os._exit(0)
 

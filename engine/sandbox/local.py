@@ -17,6 +17,12 @@ Layers, outermost first:
   directory, read-only in the interpreter's and system library paths, nothing else;
 - in every case the runner's audit hook (see ``_runner.py``): no sockets, no process
   creation, no ctypes, only allowlisted imports, no file access outside the sandbox directory.
+
+Code that imports the data libraries (see ``data.py``) gets them from the host's
+environment, loaded by the runner before Landlock and the hook; only their own packages
+become readable. Input files are written into the directory read-only before the start;
+the files left in ``out/`` are collected after the process group is dead, before the
+directory is removed.
 """
 
 from __future__ import annotations
@@ -28,18 +34,30 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from engine.ports import InputFiles
 from engine.sandbox import _runner
-from engine.sandbox._launcher import kill_group
+from engine.sandbox._launcher import collect_outputs, kill_group
+from engine.sandbox.data import DataSite, data_imports, find_data_site, memory_for
+from engine.sandbox.files import input_files_problem, write_inputs
 from engine.sandbox.limits import (
     DEFAULT_ALLOWED_MODULES,
+    OUTPUT_DIR,
     OUTPUT_LIMIT_BYTES,
     RESULT_LIMIT_BYTES,
 )
-from engine.sandbox.runs import Finished, interpret, job_json, parse_result, rlimits
+from engine.sandbox.runs import (
+    OUTPUT_RULES,
+    Finished,
+    interpret,
+    job_json,
+    parse_result,
+    rlimits,
+    sandbox_files,
+)
 from engine.types import SandboxResult
 
 RUNNER_PATH = str(Path(_runner.__file__).resolve())
@@ -92,6 +110,18 @@ def isolation_candidates() -> list[Isolation]:
     return [Isolation(prefix=prefix, user=user) for user in users for prefix in prefixes]
 
 
+@dataclass(frozen=True)
+class Run:
+    """One run as the host prepares it."""
+
+    code: str
+    timeout_s: float
+    memory_mb: int  # the address space limit, data libraries included
+    inputs: dict[str, Any] = field(default_factory=dict)
+    files: InputFiles = field(default_factory=dict)
+    data: dict[str, Any] | None = None  # the runner's `data` section, for data imports
+
+
 class CappedBuffer:
     """Keeps the first `limit` bytes of a stream and drains the rest (the child never blocks)."""
 
@@ -142,12 +172,22 @@ class LocalSandbox:
         code: str,
         *,
         inputs: dict[str, Any] | None = None,
+        files: InputFiles | None = None,
         timeout_s: float = 5.0,
         memory_mb: int = 256,
     ) -> SandboxResult:
         started = time.monotonic()
+        problem = input_files_problem(files or {})
+        if problem is not None:  # nothing is written, nothing runs
+            return SandboxResult(error=problem, duration=time.monotonic() - started)
         isolation = await self.isolation()
-        finished = await self._run(code, inputs or {}, timeout_s, memory_mb, isolation)
+        imports = data_imports(code)
+        site = await self.data_site() if imports else None
+        run = Run(
+            code, timeout_s, memory_for(memory_mb, imports), inputs or {}, files or {},
+            data=site.job(imports) if site is not None else None,
+        )
+        finished = await self._run(run, isolation)
         return interpret(finished, timeout_s, time.monotonic() - started)
 
     async def isolation(self) -> Isolation:
@@ -157,10 +197,15 @@ class LocalSandbox:
                 self._isolation = await self._probe()
         return self._isolation
 
+    async def data_site(self) -> DataSite | None:
+        """Where this host has the data libraries, probed once per process (data.py)."""
+        async with self._probe_lock:  # concurrent first runs wait for one probe
+            return await find_data_site(self.python)
+
     async def _probe(self) -> Isolation:
         for candidate in isolation_candidates():
             try:
-                finished = await self._run("result = 1", {}, PROBE_TIMEOUT_S, 256, candidate)
+                finished = await self._run(Run("result = 1", PROBE_TIMEOUT_S, 256), candidate)
             except OSError:  # e.g. the interpreter is not executable for the sandbox user
                 continue
             reported = parse_result(finished.result_text) or {}
@@ -168,33 +213,28 @@ class LocalSandbox:
                 return replace(candidate, landlock=reported.get("landlock") is True)
         return Isolation()  # rlimits + audit hook still apply; a failure will show on run
 
-    async def _run(
-        self,
-        code: str,
-        inputs: dict[str, Any],
-        timeout_s: float,
-        memory_mb: int,
-        isolation: Isolation,
-    ) -> Finished:
+    async def _run(self, run: Run, isolation: Isolation) -> Finished:
         workdir = tempfile.mkdtemp(prefix="evobot-sandbox-")
         try:
-            limits = self._rlimits(timeout_s, memory_mb)
-            self._prepare(workdir, code, inputs, isolation, limits)
-            return await self._execute(workdir, timeout_s, memory_mb, isolation)
+            await asyncio.to_thread(self._prepare, workdir, run, isolation)
+            finished = await self._execute(workdir, run.timeout_s, isolation)
+            # The process group is dead: what is in out/ now is what the code left there.
+            collected, skipped = await asyncio.to_thread(
+                collect_outputs, os.path.join(workdir, OUTPUT_DIR), OUTPUT_RULES
+            )
+            return replace(finished, files=sandbox_files(collected), files_skipped=skipped)
         finally:
             await asyncio.to_thread(shutil.rmtree, workdir, ignore_errors=True)
 
-    def _prepare(
-        self,
-        workdir: str,
-        code: str,
-        inputs: dict[str, Any],
-        isolation: Isolation,
-        limits: list[int],
-    ) -> None:
-        job = job_json(inputs, self.allowed_modules, self.result_limit, limits=limits)
+    def _prepare(self, workdir: str, run: Run, isolation: Isolation) -> None:
+        job = job_json(
+            run.inputs, self.allowed_modules, self.result_limit,
+            limits=self._rlimits(run.timeout_s, run.memory_mb),
+            data=run.data, read_only=sorted(run.files),
+        )
         Path(workdir, _runner.JOB_FILE).write_text(job, encoding="utf-8")
-        Path(workdir, _runner.CODE_FILE).write_text(code, encoding="utf-8")
+        Path(workdir, _runner.CODE_FILE).write_text(run.code, encoding="utf-8")
+        write_inputs(workdir, run.files)
         if isolation.user is not None:
             os.chown(workdir, isolation.user, isolation.user)
 
@@ -224,9 +264,7 @@ class LocalSandbox:
             extra_groups=[] if isolation.user is not None else None,
         )
 
-    async def _execute(
-        self, workdir: str, timeout_s: float, memory_mb: int, isolation: Isolation
-    ) -> Finished:
+    async def _execute(self, workdir: str, timeout_s: float, isolation: Isolation) -> Finished:
         proc = await self._start(workdir, isolation)
         stdout, stderr = CappedBuffer(self.output_limit), CappedBuffer(self.output_limit)
         readers = asyncio.gather(stdout.drain(proc.stdout), stderr.drain(proc.stderr))

@@ -1,15 +1,29 @@
 """What both sandbox implementations share: the job handed to `_runner.py` and the reading
-of what a run left behind (exit status, output, the runner's result file)."""
+of what a run left behind (exit status, output, the runner's result file, out/ files)."""
 
 from __future__ import annotations
 
 import json
 import math
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from engine.types import SandboxResult
+from engine.sandbox.limits import (
+    OUTPUT_FILE_COUNT,
+    OUTPUT_FILE_LIMIT_BYTES,
+    OUTPUT_MEDIA_TYPES,
+    OUTPUT_TOTAL_LIMIT_BYTES,
+)
+from engine.types import SandboxFile, SandboxResult
+
+# The rules `_launcher.collect_outputs` applies to out/ (it is stdlib only: a plain dict).
+OUTPUT_RULES: dict[str, Any] = {
+    "media_types": OUTPUT_MEDIA_TYPES,
+    "file_limit": OUTPUT_FILE_LIMIT_BYTES,
+    "total_limit": OUTPUT_TOTAL_LIMIT_BYTES,
+    "max_files": OUTPUT_FILE_COUNT,
+}
 
 
 def job_json(
@@ -18,7 +32,11 @@ def job_json(
     result_limit: int,
     *,
     limits: list[int] | None = None,
+    data: dict[str, Any] | None = None,
+    read_only: list[str] | None = None,
 ) -> str:
+    """The runner's job: `data` for code that imports the data libraries, `read_only` the
+    names of the input files in the run directory."""
     job: dict[str, Any] = {
         "inputs": inputs,
         "allowed_modules": sorted(allowed_modules),
@@ -26,6 +44,10 @@ def job_json(
     }
     if limits is not None:  # the runner applies these itself (see LocalSandbox._execute)
         job["limits"] = limits
+    if data is not None:
+        job["data"] = data
+    if read_only:
+        job["read_only"] = read_only
     return json.dumps(job)
 
 
@@ -57,6 +79,8 @@ class Finished:
     stderr: str
     truncated: bool
     result_text: str | None  # the runner's result file, if it wrote one
+    files: list[SandboxFile] = field(default_factory=list)  # collected from out/
+    files_skipped: list[str] = field(default_factory=list)
 
 
 def interpret(finished: Finished, timeout_s: float, duration: float) -> SandboxResult:
@@ -73,7 +97,13 @@ def interpret(finished: Finished, timeout_s: float, duration: float) -> SandboxR
         error=error,
         duration=duration,
         truncated=finished.truncated,
+        files=finished.files,
+        files_skipped=finished.files_skipped,
     )
+
+
+def sandbox_files(collected: list[tuple[str, str, bytes]]) -> list[SandboxFile]:
+    return [SandboxFile(name=name, media_type=kind, data=data) for name, kind, data in collected]
 
 
 def parse_result(text: str | None) -> dict[str, Any] | None:

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import resource
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy
 import pytest
 
 from engine.sandbox import DEFAULT_ALLOWED_MODULES, LocalSandbox, _runner
+from engine.sandbox._launcher import collect_outputs, data_layout
+from engine.sandbox.data import data_imports
+from engine.sandbox.limits import DATA_DISTRIBUTIONS
 from engine.sandbox.local import RUNNER_PATH
+from engine.sandbox.runs import OUTPUT_RULES
 
 THIS_FILE = str(Path(__file__).resolve())  # a host file the sandbox must not read
 CONNECT = (
@@ -263,7 +269,7 @@ async def test_the_sandbox_directory_is_fresh_and_removed() -> None:
     )
     assert first.error is None and second.error is None, second.stderr
     assert first.value != second.value[0]
-    assert second.value[1] == ["main.py", "result.json"]  # the job file is already gone
+    assert second.value[1] == ["main.py", "out", "result.json"]  # the job file is already gone
     assert not Path(first.value).parent.exists()
 
 
@@ -299,3 +305,128 @@ async def test_a_too_large_result_is_an_error() -> None:
     result = await LocalSandbox(result_limit=1000).run("result = 'x' * 5000")
     assert result.value is None
     assert result.error == "result too large: 5002 bytes (limit 1000)"
+
+
+# --- the data libraries and files ---------------------------------------------------------
+
+SITE_FILE_OUTSIDE_THE_LIBRARIES = str(Path(pytest.__file__).resolve())  # site-packages too
+
+DATA_TAMPER = """
+import pandas as pd
+import random
+os = random._os
+try:
+    open('/tmp/evobot-tamper', 'w')
+except PermissionError as exc:  # reach the hook's frame and switch its checks off
+    tb = exc.__traceback__
+    while tb.tb_next:
+        tb = tb.tb_next
+    tb.tb_frame.f_globals['_inside'] = lambda path, roots: True
+outcomes = []
+for path in (OUTSIDE, PROJECT_FILE, pd.__file__):
+    try:
+        open(path).read(10)
+        outcomes.append('read')
+    except OSError as exc:
+        outcomes.append(type(exc).__name__)
+result = outcomes
+"""
+
+
+@pytest.mark.asyncio
+async def test_landlock_opens_only_the_data_libraries_not_the_rest_of_the_site() -> None:
+    sandbox = LocalSandbox()
+    if not (await sandbox.isolation()).landlock:
+        pytest.skip("this kernel has no Landlock")
+    code = DATA_TAMPER.replace("OUTSIDE", repr(SITE_FILE_OUTSIDE_THE_LIBRARIES)).replace(
+        "PROJECT_FILE", repr(THIS_FILE)
+    )
+    result = await sandbox.run(code, timeout_s=30)
+    assert result.error is None, result.stderr
+    assert result.value == ["PermissionError", "PermissionError", "read"]
+
+
+@pytest.mark.asyncio
+async def test_pandas_reports_come_back_as_xlsx_and_markdown() -> None:
+    code = (
+        "import pandas as pd\n"
+        "df = pd.DataFrame({'region': ['north', 'south'], 'revenue': [12.5, 10.0]})\n"
+        "df.to_excel('out/report.xlsx', index=False)\n"
+        "open('out/report.md', 'w').write(df.to_markdown(index=False))\n"
+        "result = pd.read_excel('out/report.xlsx').to_dict('list')\n"
+    )
+    result = await LocalSandbox().run(code, timeout_s=30)
+    assert result.error is None, result.stderr
+    assert result.value == {"region": ["north", "south"], "revenue": [12.5, 10.0]}
+    files = {f.name: f for f in result.files}
+    assert files["report.xlsx"].data.startswith(b"PK")  # a zip, as xlsx files are
+    assert files["report.md"].data.decode().splitlines()[0].startswith("| region")
+
+
+BIG_CSV_REPORT = """
+import pandas as pd
+import matplotlib.pyplot as plt
+df = pd.read_csv('sales.csv')
+df['revenue'] = df.units * df.price
+by_region = df.groupby('region')['revenue'].sum()
+by_region.plot.bar().figure.savefig('out/revenue.png')
+result = {'rows': len(df), 'regions': len(by_region)}
+"""
+
+
+@pytest.mark.asyncio
+async def test_the_default_memory_limit_holds_a_100k_row_csv_and_a_chart() -> None:
+    rows = "".join(f"r{i % 7},{i % 50},{i % 13}.5\n" for i in range(100_000))
+    csv = ("region,units,price\n" + rows).encode()
+    result = await LocalSandbox().run(BIG_CSV_REPORT, files={"sales.csv": csv}, timeout_s=30)
+    assert result.error is None, result.stderr
+    assert result.value == {"rows": 100_000, "regions": 7}
+    assert result.files[0].data.startswith(b"\x89PNG")
+
+
+def test_outputs_that_are_links_or_not_regular_files_are_skipped(tmp_path: Path) -> None:
+    # The hook refuses links and os.mkfifo is removed; Landlock alone (a tampered hook)
+    # would not stop them, so the collection does not trust the directory either.
+    out, outside = tmp_path / "out", tmp_path / "secret.txt"
+    out.mkdir()
+    outside.write_text("host secret")
+    (out / "symlink.txt").symlink_to(outside)
+    os.link(outside, out / "hardlink.txt")
+    os.mkfifo(out / "pipe.txt")
+    (out / "subdir").symlink_to(tmp_path)  # not followed: secret.txt is not found there
+    (out / "fine.txt").write_text("fine")
+    collected, skipped = collect_outputs(str(out), OUTPUT_RULES)
+    assert collected == [("fine.txt", "text/plain", b"fine")]
+    assert sorted(skipped) == [
+        "hardlink.txt: not a regular file",
+        "pipe.txt: not a regular file",
+        "symlink.txt: not a regular file",
+    ]
+
+
+def test_the_data_layout_names_the_libraries_packages_only() -> None:
+    layout = data_layout(list(DATA_DISTRIBUTIONS))
+    assert layout is not None
+    assert {"numpy", "pandas", "matplotlib", "PIL", "dateutil"} <= set(layout["modules"])
+    assert "pytest" not in layout["modules"]
+    site = str(Path(numpy.__file__).resolve().parent.parent)
+    assert layout["sites"] == [site]
+    assert os.path.join(site, "numpy") in layout["read_paths"]
+    assert site not in layout["read_paths"]
+    assert all(path.startswith(site + os.sep) for path in layout["read_paths"])
+
+
+@pytest.mark.parametrize(
+    ("code", "imports"),
+    [
+        ("import pandas as pd\nimport json", ["pandas"]),
+        ("from matplotlib import pyplot as plt\nimport numpy.linalg", ["matplotlib", "numpy"]),
+        ("def f():\n    import pandas\n    return pandas", ["pandas"]),
+        ("import json\nresult = 1", []),
+        ("pd = __import__('pandas')", []),  # not an import statement: the import fails
+        ("from . import pandas", []),
+        ("import pandas as", []),  # a syntax error: the runner reports it
+    ],
+)
+def test_data_imports_reads_the_import_statements(code: str, imports: list[str]) -> None:
+    assert data_imports(code) == imports
