@@ -32,6 +32,67 @@ from aiohttp import web
 
 SECTION_LIMIT = 3000
 TEXT_LIMIT = 40_000
+# Block Kit's limits on a modal, as views.open enforces them
+VIEW_TITLE_LIMIT = 24
+VIEW_BLOCKS_LIMIT = 100
+VIEW_METADATA_LIMIT = 3000
+INPUT_LABEL_LIMIT = 2000
+PLACEHOLDER_LIMIT = 150
+OPTIONS_LIMIT = 100
+OPTION_TEXT_LIMIT = 75
+OPTION_VALUE_LIMIT = 150
+TEXT_INPUT_LIMIT = 3000
+INPUT_ELEMENTS = {"plain_text_input", "static_select"}
+
+
+def _too_long(text_object: Any, limit: int) -> bool:
+    return isinstance(text_object, dict) and len(str(text_object.get("text", ""))) > limit
+
+
+def _element_problems(element: dict[str, Any]) -> list[str]:
+    """What Slack would refuse in an input block's element (the kinds the bot uses)."""
+    problems = []
+    if element.get("type") not in INPUT_ELEMENTS or not element.get("action_id"):
+        problems.append(f"unsupported element {element.get('type')!r} or no action_id")
+    if _too_long(element.get("placeholder"), PLACEHOLDER_LIMIT):
+        problems.append("placeholder longer than 150")
+    if int(element.get("max_length") or 0) > TEXT_INPUT_LIMIT:
+        problems.append("max_length over 3000")
+    options = element.get("options") or []
+    if len(options) > OPTIONS_LIMIT:
+        problems.append("more than 100 options")
+    for option in options:
+        if _too_long(option.get("text"), OPTION_TEXT_LIMIT):
+            problems.append(f"option text longer than 75: {option['text'].get('text')!r}")
+        if len(str(option.get("value", ""))) > OPTION_VALUE_LIMIT:
+            problems.append("option value longer than 150")
+    return problems
+
+
+def _block_problems(block: dict[str, Any]) -> list[str]:
+    if block.get("type") != "input":
+        return []
+    if _too_long(block.get("label"), INPUT_LABEL_LIMIT) or not block.get("label"):
+        return [f"input {block.get('block_id')!r}: label missing or longer than 2000"]
+    return [f"input {block.get('block_id')!r}: {problem}"
+            for problem in _element_problems(block.get("element") or {})]
+
+
+def view_problems(view: dict[str, Any]) -> list[str]:
+    """Why views.open would answer `invalid_arguments` for this modal (empty if it's fine)."""
+    problems = [f"{key} longer than 24" for key in ("title", "submit", "close")
+                if _too_long(view.get(key), VIEW_TITLE_LIMIT)]
+    blocks = view.get("blocks") or []
+    if view.get("type") != "modal" or not view.get("title"):
+        problems.append("not a modal with a title")
+    if len(blocks) > VIEW_BLOCKS_LIMIT:
+        problems.append("more than 100 blocks")
+    if len(str(view.get("private_metadata", ""))) > VIEW_METADATA_LIMIT:
+        problems.append("private_metadata longer than 3000")
+    block_ids = [b["block_id"] for b in blocks if b.get("block_id")]
+    if len(block_ids) != len(set(block_ids)):
+        problems.append("repeated block_id")
+    return problems + [p for block in blocks for p in _block_problems(block)]
 
 
 @dataclass
@@ -385,7 +446,13 @@ class SlackDouble:
     def _m_views_open(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("trigger_id"):
             return {"ok": False, "error": "invalid_trigger_id"}
-        view = params.get("view") or {}
+        view = params.get("view")
+        if not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        problems = view_problems(view)
+        if problems:
+            return {"ok": False, "error": "invalid_arguments",
+                    "response_metadata": {"messages": problems}}
         return {"ok": True, "view": {**view, "id": f"V{next(self._ts)}", "team_id": ws.team_id}}
 
     def _m_conversations_open(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,10 @@ answers what.
 `process_before_response=True`: every listener finishes its database work (record the
 execution or the rating, enqueue the job) before Slack gets its 200, so an acknowledged
 event is never lost; listeners only do fast work (a row, a Redis call) inside the ack, and
-anything that talks to the Web API runs afterwards as a background task. Slash commands
-answer within the 3-second window when they can, and through `response_url` when they can't.
+anything that talks to the Web API runs afterwards as a background task — except the
+users.info lookup that marks an admin's comment, which waits at most
+`admin_lookup_budget_s`. Slash commands answer within the 3-second window when they can, and
+through `response_url` when they can't.
 A redelivered event id runs once (`DedupedApp`, over HTTP and Socket Mode alike), and the
 engine's unique (channel, message) key stops one post from becoming two executions.
 """
@@ -41,7 +43,13 @@ from adapters.slack.state import SlackState
 from adapters.slack.tokens import TokenSource
 from engine.commands import needs_admin
 from engine.service import EvobotService
-from engine.types import CommandReply, FeedbackResult, InboundCommand, TenantId
+from engine.types import (
+    CommandReply,
+    FeedbackResult,
+    InboundCommand,
+    InboundFeedback,
+    TenantId,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +76,8 @@ class SlackSettings:
     app_token: str | None = None
     admins: list[str] = field(default_factory=list)
     command_budget_s: float = 2.5  # of Slack's 3 s to answer a slash command in the ack
+    # how long a comment waits for users.info to say whether an admin wrote it (within 3 s)
+    admin_lookup_budget_s: float = 1.0
     scopes: list[str] = field(default_factory=lambda: list(BOT_SCOPES))
 
     @property
@@ -230,8 +240,8 @@ class SlackBot:
 
     # --- background work ------------------------------------------------------------------
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.ensure_future(coro)
+    def spawn(self, work: Coroutine[Any, Any, Any] | asyncio.Future[Any]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -278,7 +288,7 @@ class SlackBot:
             return False
         text = inbound.clean_text(event.get("text", ""), bot_user)
         feedback = inbound.comment_feedback(tenant, user, execution_id, text)
-        result = await self.service.handle_feedback(feedback)
+        result = await self.service.handle_feedback(await self._mark_admin(client, feedback))
         self.spawn(self.ephemeral(client, channel, user, outbound.comment_ack(result), thread))
         return True
 
@@ -349,9 +359,30 @@ class SlackBot:
             return
         await ack()
         feedback, target = parsed
-        result = await self.service.handle_feedback(feedback)
+        result = await self.service.handle_feedback(await self._mark_admin(client, feedback))
         self.spawn(self.ephemeral(client, target.channel_id, user, outbound.comment_ack(result),
                                   target.thread_ts))
+
+    async def _mark_admin(self, client: AsyncWebClient,
+                          feedback: InboundFeedback) -> InboundFeedback:
+        """Say whether a comment comes from an admin (the engine lets their requests reach
+        further); a rating alone needs no users.info call."""
+        if not (feedback.comment or feedback.suggestion):
+            return feedback
+        admin = await self._admin_within_budget(client, feedback.tenant_id, feedback.user_id)
+        return feedback.model_copy(update={"from_admin": admin})
+
+    async def _admin_within_budget(self, client: AsyncWebClient, tenant: TenantId,
+                                   user_id: str) -> bool:
+        """is_admin, waiting at most the lookup budget so that Slack still gets its answer
+        in time; a slow lookup finishes in the background (and fills the cache)."""
+        lookup = asyncio.ensure_future(self.is_admin(client, tenant, user_id))
+        done, _ = await asyncio.wait({lookup}, timeout=self.settings.admin_lookup_budget_s)
+        if lookup in done:
+            return lookup.result()
+        log.warning("users.info for %s too slow; comment recorded as a member's", user_id)
+        self.spawn(lookup)
+        return False
 
     # --- commands ---------------------------------------------------------------------------
 

@@ -3,13 +3,14 @@
 Tenant ids, reaction names → ratings, the predicates that decide which events the bot acts
 on, and events / block actions / view submissions / slash commands → InboundMessage,
 InboundFeedback and InboundCommand. The ids this module reads back (action ids, the comment
-modal's callback id and private_metadata) are defined here, so outbound.py builds exactly
-what is parsed. Nothing here performs I/O.
+modal's callback id, block ids and private_metadata) are defined here, so outbound.py builds
+exactly what is parsed. Nothing here performs I/O; a malformed value is logged and ignored.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 
 from engine import ratings
 from engine.types import (
+    FeedbackCategory,
     FeedbackSource,
     InboundCommand,
     InboundFeedback,
@@ -24,6 +26,8 @@ from engine.types import (
     MessageRef,
     TenantId,
 )
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "slack"
 COMMENT_LIMIT = 4000
@@ -36,6 +40,11 @@ ACTION_COMMAND_PREFIX = "evobot:cmd:"  # + rollback | apply | dismiss
 RATE_ACTIONS = re.compile(r"^evobot:rate:(up|down|select)$")
 COMMAND_ACTIONS = re.compile("^" + re.escape(ACTION_COMMAND_PREFIX))
 COMMENT_VIEW = "evobot:comment"
+# the 💬 modal's inputs as (block id, action id): where view.state.values holds each answer
+MODAL_CATEGORY = ("category", "category")
+MODAL_COMMENT = ("comment", "text")
+MODAL_SUGGESTION = ("suggestion", "text")
+MODAL_RATING = ("rating", "stars")
 
 # --- tenants -----------------------------------------------------------------------------
 
@@ -73,7 +82,7 @@ def event_id(body: Any) -> str | None:
     return str(value) if value else None
 
 
-# --- reactions (DESIGN §3) -----------------------------------------------------------------
+# --- reactions -----------------------------------------------------------------------------
 
 # Slack names reactions; each name stands for the emoji whose rating engine.ratings knows
 REACTION_EMOJI: dict[str, str] = {
@@ -287,29 +296,76 @@ def comment_target(body: dict[str, Any], action: dict[str, Any]) -> CommentTarge
     return CommentTarget(execution_id, channel, thread)
 
 
-def _view_values(view: dict[str, Any]) -> tuple[str, int | None]:
-    """(comment, rating) as typed into the 💬 modal."""
-    values = (view.get("state") or {}).get("values") or {}
-    comment = ((values.get("comment") or {}).get("text") or {}).get("value") or ""
-    selected = ((values.get("rating") or {}).get("stars") or {}).get("selected_option")
-    stars = str((selected or {}).get("value", ""))
-    return comment.strip(), int(stars) if stars.isdigit() else None
+@dataclass(frozen=True)
+class CommentForm:
+    """What was filled in on the 💬 modal (empty strings for inputs left blank)."""
+
+    comment: str
+    rating: int | None
+    category: FeedbackCategory | None
+    suggestion: str
+
+    @property
+    def empty(self) -> bool:
+        return not (self.comment or self.suggestion) and self.rating is None
+
+
+def _modal_input(view: dict[str, Any], ids: tuple[str, str]) -> dict[str, Any]:
+    """The state of one of the modal's inputs ({} if absent)."""
+    state: Any = view.get("state") or {}
+    for key in ("values", *ids):
+        state = state.get(key) if isinstance(state, dict) else None
+    return state if isinstance(state, dict) else {}
+
+
+def _typed(view: dict[str, Any], ids: tuple[str, str]) -> str:
+    return str(_modal_input(view, ids).get("value") or "").strip()[:COMMENT_LIMIT]
+
+
+def _selected(view: dict[str, Any], ids: tuple[str, str]) -> str:
+    option = _modal_input(view, ids).get("selected_option")
+    return str(option.get("value") or "") if isinstance(option, dict) else ""
+
+
+def _modal_rating(value: str) -> int | None:
+    return int(value) if value.isdigit() and 1 <= int(value) <= 5 else None
+
+
+def _modal_category(value: str) -> FeedbackCategory | None:
+    """The chosen category; a value we never offered counts as none (and is logged)."""
+    if not value:
+        return None
+    category = FeedbackCategory.parse(value)
+    if category is None:
+        log.warning("comment modal: unknown feedback category %r ignored", value[:80])
+    return category
+
+
+def comment_form(view: dict[str, Any]) -> CommentForm:
+    """The 💬 modal's submitted values."""
+    return CommentForm(
+        comment=_typed(view, MODAL_COMMENT),
+        rating=_modal_rating(_selected(view, MODAL_RATING)),
+        category=_modal_category(_selected(view, MODAL_CATEGORY)),
+        suggestion=_typed(view, MODAL_SUGGESTION),
+    )
 
 
 def view_to_feedback(
     view: dict[str, Any], user_id: str, tenant: TenantId
 ) -> tuple[InboundFeedback, CommentTarget] | None:
-    """The 💬 modal's submission: a comment (and optionally a rating) on one answer."""
+    """The 💬 modal's submission: a comment (optionally with a category, a suggestion of what
+    a good answer would have said, and a rating) on one answer. None if nothing was said."""
     target = CommentTarget.loads(view.get("private_metadata") or "")
     if target is None:
         return None
-    comment, rating = _view_values(view)
-    if not comment and rating is None:
+    form = comment_form(view)
+    if form.empty:
         return None
     feedback = InboundFeedback(
         tenant_id=tenant, user_id=user_id, source=FeedbackSource.COMMENT,
-        comment=comment[:COMMENT_LIMIT] or None, rating=rating,
-        execution_id=target.execution_id,
+        comment=form.comment or None, rating=form.rating, category=form.category,
+        suggestion=form.suggestion or None, execution_id=target.execution_id,
     )
     return feedback, target
 

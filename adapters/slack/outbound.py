@@ -21,6 +21,10 @@ from adapters.slack.inbound import (
     ACTION_SELECT,
     ACTION_UP,
     COMMENT_VIEW,
+    MODAL_CATEGORY,
+    MODAL_COMMENT,
+    MODAL_RATING,
+    MODAL_SUGGESTION,
     CommentTarget,
 )
 from engine.types import (
@@ -30,6 +34,7 @@ from engine.types import (
     CommandReply,
     Document,
     ExecutionFailed,
+    FeedbackCategory,
     FeedbackResult,
 )
 
@@ -40,6 +45,12 @@ BUTTON_LABEL_LIMIT = 75
 BUTTON_VALUE_LIMIT = 2000
 FIELDS_PER_SECTION = 10
 FIELD_LIMIT = 2000
+OPTION_TEXT_LIMIT = 75
+OPTION_VALUE_LIMIT = 150
+PLACEHOLDER_LIMIT = 150
+INPUT_LABEL_LIMIT = 2000
+MODAL_TITLE_LIMIT = 24
+TEXT_INPUT_LIMIT = 3000
 # the answer text one message carries before the rest continues in the next message
 MESSAGE_TEXT_BUDGET = 12_000
 FALLBACK_TEXT_LIMIT = 300
@@ -371,26 +382,50 @@ def command_pending(name: str) -> dict[str, Any]:
 # --- feedback -------------------------------------------------------------------------------
 
 
+def option(label: str, value: str) -> dict[str, Any]:
+    return {"text": plain(label, OPTION_TEXT_LIMIT), "value": truncate(value, OPTION_VALUE_LIMIT)}
+
+
+def modal_input(ids: tuple[str, str], label: str, element: dict[str, Any], *,
+                optional: bool = False) -> dict[str, Any]:
+    """An input block of the 💬 modal; `ids` are where inbound.py reads its value back."""
+    block_id, action_id = ids
+    return {"type": "input", "block_id": block_id, "optional": optional,
+            "label": plain(label, INPUT_LABEL_LIMIT),
+            "element": {**element, "action_id": action_id}}
+
+
+def _text_input(placeholder: str) -> dict[str, Any]:
+    return {"type": "plain_text_input", "multiline": True, "max_length": TEXT_INPUT_LIMIT,
+            "placeholder": plain(placeholder, PLACEHOLDER_LIMIT)}
+
+
+def _select(placeholder: str, options: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "static_select", "placeholder": plain(placeholder, PLACEHOLDER_LIMIT),
+            "options": options}
+
+
 def comment_modal(target: CommentTarget) -> dict[str, Any]:
-    """The 💬 modal: a comment (required) and an optional 1–5 rating."""
-    stars = {
-        "type": "static_select", "action_id": "stars", "placeholder": plain("1–5"),
-        "options": [{"text": plain(str(n)), "value": str(n)} for n in range(5, 0, -1)],
-    }
-    comment = {"type": "plain_text_input", "action_id": "text", "multiline": True,
-               "max_length": 3000}
+    """The 💬 modal: what kind of problem (optional), a comment (required), what a good
+    answer would have said (optional) and a 1–5 rating (optional)."""
+    categories = [option(c.label, c.value) for c in FeedbackCategory]
+    stars = [option(str(n), str(n)) for n in range(5, 0, -1)]
     return {
         "type": "modal",
         "callback_id": COMMENT_VIEW,
         "private_metadata": target.dumps(),
-        "title": plain("Comment on the answer", 24),
-        "submit": plain("Send", 24),
-        "close": plain("Cancel", 24),
+        "title": plain("Comment on the answer", MODAL_TITLE_LIMIT),
+        "submit": plain("Send", MODAL_TITLE_LIMIT),
+        "close": plain("Cancel", MODAL_TITLE_LIMIT),
         "blocks": [
-            {"type": "input", "block_id": "comment",
-             "label": plain("What should the bot do differently?", 2000), "element": comment},
-            {"type": "input", "block_id": "rating", "optional": True,
-             "label": plain("Rating", 2000), "element": stars},
+            modal_input(MODAL_CATEGORY, "What kind of problem?",
+                        _select("Pick one", categories), optional=True),
+            modal_input(MODAL_COMMENT, "What should the bot do differently?",
+                        _text_input("e.g. keep it to three sentences")),
+            modal_input(MODAL_SUGGESTION, "What would a good answer have said?",
+                        _text_input("The facts, steps or wording you expected"),
+                        optional=True),
+            modal_input(MODAL_RATING, "Rating", _select("1–5", stars), optional=True),
         ],
     }
 

@@ -97,6 +97,11 @@ class SlackWeb:
         if errors:
             raise errors[0]
 
+    @property
+    def bot(self) -> Any:
+        """The SlackBot behind /slack/events (the web process mounts other apps too)."""
+        return next(m.bot for m in self.web.mounts if getattr(m, "bot", None) is not None)
+
     async def settle(self) -> None:
         """Let the app's post-ack background tasks (ephemerals, views.open) finish."""
         for mount in self.web.mounts:

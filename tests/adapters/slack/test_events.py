@@ -220,12 +220,14 @@ async def test_thumbs_down_then_a_thread_reply_is_the_comment(
     assert (await slack.post(reply)).status_code == 200
     [feedback] = await slack.feedback()
     assert (feedback.rating, feedback.comment) == (2, "answer in French please")
+    assert not feedback.from_admin  # U0ALICE is a member, per users.info
     assert len(await slack.executions()) == 1  # the comment is not a new objective
     await slack.drain()  # the evolution runs and is announced in the channel
     announcements = [c for c in slack.double.posts(CHANNEL) if "thread_ts" not in c.params]
     assert announcements, slack.double.calls
     blocks = announcements[-1].params["blocks"]
-    assert blocks[0]["text"]["text"] == "Agent evolved: v1 → v2"
+    # a member's request in a channel is tried on a canary that always serves them
+    assert "canary" in blocks[0]["text"]["text"] and blocks[0]["text"]["text"].endswith("v1 → v2")
     assert any("+1. Answer in French please." in (b.get("text") or {}).get("text", "")
                for b in blocks)
     assert blocks[-1]["elements"][0]["action_id"] == "evobot:cmd:rollback"
@@ -266,6 +268,116 @@ async def test_buttons_select_and_comment_modal(
     await slack.settle()
     acks = [c.params["text"] for c in slack.double.ephemerals()]
     assert any("rated 4/5" in t for t in acks) and any("comment noted" in t for t in acks)
+
+
+async def open_comment_modal(sw: SlackWeb, ws: Workspace, deliveries: Deliveries, user: str,
+                             ts: str, answer: Any) -> dict[str, Any]:
+    """Press 💬 under the answer as `user`; the modal views.open accepted."""
+    [actions] = [b for b in answer.params["blocks"] if b["type"] == "actions"]
+    comment = actions["elements"][-1]
+    assert comment["action_id"] == inbound.ACTION_COMMENT
+    opened_before = len(sw.double.calls_to("views.open", ok=True))
+    assert (await sw.post(deliveries.block_actions(
+        ws, user, CHANNEL, answer.response["ts"], comment, thread_ts=ts))).status_code == 200
+    await sw.settle()
+    opened = sw.double.calls_to("views.open", ok=True)
+    assert len(opened) == opened_before + 1, sw.double.calls_to("views.open")
+    view: dict[str, Any] = opened[-1].params["view"]
+    return view
+
+
+def modal_values(category: str | None, comment: str, suggestion: str) -> dict[str, Any]:
+    """What Slack puts in view.state.values for the 💬 modal as filled in."""
+    chosen = {"value": category} if category else None
+    return {
+        "category": {"category": {"type": "static_select", "selected_option": chosen}},
+        "comment": {"text": {"type": "plain_text_input", "value": comment}},
+        "suggestion": {"text": {"type": "plain_text_input", "value": suggestion}},
+        "rating": {"stars": {"type": "static_select", "selected_option": None}},
+    }
+
+
+async def test_the_comment_modal_asks_what_kind_of_problem_and_for_a_better_answer(
+    local_slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
+) -> None:
+    ts, answer = await ask(local_slack, workspace, deliveries, "Explain TCP")
+    view = await open_comment_modal(local_slack, workspace, deliveries, "U0ALICE", ts, answer)
+    inputs = {b["block_id"]: b for b in view["blocks"]}
+    select = inputs["category"]["element"]
+    assert select["type"] == "static_select" and inputs["category"]["optional"]
+    assert [o["text"]["text"] for o in select["options"]] == [
+        "Wrong", "Incomplete", "Too long", "Too short", "Format", "Tone", "Language", "Other"]
+    assert [o["value"] for o in select["options"]] == [
+        "wrong", "incomplete", "too_long", "too_short", "format", "tone", "language", "other"]
+    suggestion = inputs["suggestion"]
+    assert suggestion["label"]["text"] == "What would a good answer have said?"
+    assert suggestion["optional"] and suggestion["element"]["type"] == "plain_text_input"
+    assert "comment" in inputs and "rating" in inputs
+
+
+async def test_a_categorised_comment_is_stored_with_its_suggestion_and_who_gave_it(
+    slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
+) -> None:
+    ts, answer = await ask(slack, workspace, deliveries, "Explain DNS")
+    for user, category in [("U0ADMIN", "too_long"), ("U0ALICE", "too_long"),
+                           ("U0BOB", "not-a-category")]:
+        view = await open_comment_modal(slack, workspace, deliveries, user, ts, answer)
+        values = modal_values(category, f"{user}: shorter please.", "DNS maps names to IPs.")
+        response = await slack.post(deliveries.view_submission(workspace, user, view, values))
+        assert response.status_code == 200 and response.text == ""  # the modal closes
+    rows = {f.user_id: f for f in await slack.feedback()}
+    stored = {user: (f.category, f.comment, f.suggestion, f.from_admin, f.rating)
+              for user, f in rows.items()}
+    assert stored == {
+        "U0ADMIN": ("too_long", "U0ADMIN: shorter please.", "DNS maps names to IPs.", True, None),
+        "U0ALICE": ("too_long", "U0ALICE: shorter please.", "DNS maps names to IPs.", False,
+                    None),
+        # a category we never offered counts as none, and the comment is still taken
+        "U0BOB": (None, "U0BOB: shorter please.", "DNS maps names to IPs.", False, None),
+    }
+    asked = [c.params["user"] for c in slack.double.calls_to("users.info")]
+    assert asked == ["U0ADMIN", "U0ALICE", "U0BOB"]
+    await slack.settle()
+    acks = [c.params["text"] for c in slack.double.ephemerals()]
+    assert len(acks) == 3 and all("comment noted" in t for t in acks)
+
+
+async def test_an_admins_thread_reply_after_a_low_rating_is_from_an_admin(
+    slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
+) -> None:
+    ts, answer = await ask(slack, workspace, deliveries, "Capital of Italy?")
+    down = deliveries.reaction(workspace, "U0ADMIN", "-1", CHANNEL, answer.response["ts"])
+    assert (await slack.post(down)).status_code == 200
+    assert slack.double.calls_to("users.info") == []  # a rating alone needs no lookup
+    reply, _ = deliveries.message(workspace, "U0ADMIN", CHANNEL, "say Rome, nothing more",
+                                  thread_ts=ts)
+    assert (await slack.post(reply)).status_code == 200
+    [feedback] = await slack.feedback()
+    assert (feedback.rating, feedback.comment, feedback.from_admin) == (
+        2, "say Rome, nothing more", True)
+    assert [c.params["user"] for c in slack.double.calls_to("users.info")] == ["U0ADMIN"]
+    await slack.drain()  # an admin's request reaches everyone at once
+    announcements = [c for c in slack.double.posts(CHANNEL) if "thread_ts" not in c.params]
+    assert announcements, slack.double.calls
+    assert announcements[-1].params["blocks"][0]["text"]["text"] == "Agent evolved: v1 → v2"
+
+
+async def test_a_slow_users_info_does_not_hold_up_a_comment(
+    local_slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
+) -> None:
+    ts, answer = await ask(local_slack, workspace, deliveries, "Explain UDP")
+    view = await open_comment_modal(local_slack, workspace, deliveries, "U0ADMIN", ts, answer)
+    local_slack.double.rate_limit("users.info", retry_after=1)  # > the 0.2 s budget below
+    local_slack.bot.settings.admin_lookup_budget_s = 0.2
+    started = time.monotonic()
+    response = await local_slack.post(deliveries.view_submission(
+        workspace, "U0ADMIN", view, modal_values("tone", "Less formal.", "")))
+    assert time.monotonic() - started < 1.0 and response.status_code == 200
+    [feedback] = await local_slack.feedback()
+    assert (feedback.category, feedback.comment, feedback.suggestion, feedback.from_admin) == (
+        "tone", "Less formal.", None, False)
+    await local_slack.settle()  # the lookup finished in the background after Slack's retry
+    assert [c.status for c in local_slack.double.calls_to("users.info")] == [429, 200]
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -375,8 +487,7 @@ async def test_slow_commands_finish_through_response_url(
     local_slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
 ) -> None:
     local_slack.double.rate_limit("users.info", retry_after=1)  # > the 0.2 s budget below
-    for mount in local_slack.web.mounts:
-        mount.bot.settings.command_budget_s = 0.2  # type: ignore[attr-defined]
+    local_slack.bot.settings.command_budget_s = 0.2
     url = local_slack.double.response_url()
     started = time.monotonic()
     response = await local_slack.post(

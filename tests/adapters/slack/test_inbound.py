@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
 
 from adapters.slack import inbound, outbound
-from engine.types import FeedbackSource
+from engine.types import FeedbackCategory, FeedbackSource
 
 TENANT = "slack:T1"
 
@@ -133,6 +136,59 @@ def test_comment_modal_round_trip() -> None:
     assert back == target
     empty = {**view, "state": {"values": {"comment": {"text": {"value": " "}}}}}
     assert inbound.view_to_feedback(empty, "U1", TENANT) is None
+
+
+def submitted_modal(values: dict[str, Any]) -> dict[str, Any]:
+    view = outbound.comment_modal(inbound.CommentTarget(7, "C1", "1.0"))
+    return {**view, "state": {"values": values}}
+
+
+def test_comment_modal_carries_category_and_suggestion() -> None:
+    view = submitted_modal({
+        "category": {"category": {"type": "static_select",
+                                  "selected_option": {"value": "too_long"}}},
+        "comment": {"text": {"type": "plain_text_input", "value": "Shorter please."}},
+        "suggestion": {"text": {"type": "plain_text_input", "value": "  Two sentences.  "}},
+    })
+    parsed = inbound.view_to_feedback(view, "U1", TENANT)
+    assert parsed is not None
+    feedback = parsed[0]
+    assert feedback.category is FeedbackCategory.TOO_LONG
+    assert (feedback.comment, feedback.suggestion, feedback.rating) == (
+        "Shorter please.", "Two sentences.", None)
+    assert feedback.from_admin is False  # the app decides that, from users.info
+
+
+def test_comment_modal_blank_optional_inputs_are_none() -> None:
+    view = submitted_modal({
+        "category": {"category": {"type": "static_select", "selected_option": None}},
+        "comment": {"text": {"type": "plain_text_input", "value": "Cite sources."}},
+        "suggestion": {"text": {"type": "plain_text_input", "value": "   "}},
+        "rating": {"stars": {"type": "static_select", "selected_option": {"value": "9"}}},
+    })
+    parsed = inbound.view_to_feedback(view, "U1", TENANT)
+    assert parsed is not None
+    assert (parsed[0].category, parsed[0].suggestion, parsed[0].rating) == (None, None, None)
+
+
+def test_an_unknown_category_is_no_category_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    view = submitted_modal({
+        "category": {"category": {"selected_option": {"value": "rude<script>"}}},
+        "comment": {"text": {"value": "Too blunt."}},
+    })
+    with caplog.at_level(logging.WARNING, logger="adapters.slack.inbound"):
+        parsed = inbound.view_to_feedback(view, "U1", TENANT)
+    assert parsed is not None
+    assert (parsed[0].category, parsed[0].comment) == (None, "Too blunt.")
+    assert "unknown feedback category 'rude<script>'" in caplog.text
+
+
+def test_a_suggestion_alone_is_enough_to_submit() -> None:
+    view = submitted_modal({"suggestion": {"text": {"value": "Paris."}}})
+    parsed = inbound.view_to_feedback(view, "U1", TENANT)
+    assert parsed is not None and parsed[0].suggestion == "Paris."
 
 
 def test_slash_command_text() -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from adapters.slack import inbound, outbound
+from doubles.slack import view_problems
 from engine.present import evolution_document, rollback_document
 from engine.types import (
     AnswerReady,
     Block,
     Decision,
     Document,
+    FeedbackCategory,
     FeedbackResult,
 )
 
@@ -145,3 +147,20 @@ def test_answer_preface_and_command_payloads() -> None:
                                                  "response_type": "ephemeral"}
     failed = outbound.command_failed("diff", ValueError("bad <input>"))
     assert failed["text"] == "Sorry — `diff` failed: bad &lt;input&gt;"
+
+
+def test_comment_modal_offers_every_category_and_a_suggestion() -> None:
+    view = outbound.comment_modal(inbound.CommentTarget(7, "C1", "1.0"))
+    inputs = {b["block_id"]: b for b in view["blocks"]}
+    assert list(inputs) == ["category", "comment", "suggestion", "rating"]
+    category = inputs["category"]
+    assert category["optional"] and category["element"]["type"] == "static_select"
+    options = category["element"]["options"]
+    assert [(o["text"]["text"], o["value"]) for o in options] == [
+        (c.label, c.value) for c in FeedbackCategory]
+    assert ("Too long", "too_long") in [(o["text"]["text"], o["value"]) for o in options]
+    suggestion = inputs["suggestion"]
+    assert suggestion["optional"] and suggestion["element"]["type"] == "plain_text_input"
+    assert suggestion["label"]["text"] == "What would a good answer have said?"
+    assert not inputs["comment"]["optional"]
+    assert view_problems(view) == []  # within Block Kit's limits, as views.open checks them

@@ -195,7 +195,7 @@ async def test_full_flow_with_real_processes(processes: Processes) -> None:
     assert answer_b.token == globex.token
     assert "following" not in answer_b.params["text"]  # Acme's rule never reached Globex
     metrics = (await p.web.get("/metrics")).text
-    assert 'evobot_http_requests_total{route="/slack/events",method="POST",status="200"}' in metrics
+    assert 'evobot_http_requests_total{method="POST",route="/slack/events",status="200"}' in metrics
 
 
 async def test_socket_mode_process(embedded: Stack, double: SlackDouble, tmp_path: Path) -> None:

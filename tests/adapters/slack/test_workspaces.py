@@ -114,7 +114,7 @@ async def test_tokens_revoked_and_app_uninstalled(multi: SlackWeb,
     double.revoke("T0GLOBEX")
     assert (await multi.post(deliveries.tokens_revoked(acme))).status_code == 200
     assert (await multi.post(deliveries.app_uninstalled(globex))).status_code == 200
-    store = multi.web.mounts[0].bot.installation_store  # type: ignore[attr-defined]
+    store = multi.bot.installation_store
     assert await store.async_find_bot(enterprise_id=None, team_id="T0ACME") is None
     assert await store.async_find_installation(enterprise_id=None, team_id="T0GLOBEX") is None
 
