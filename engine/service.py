@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.orm.attributes import flag_modified
+
 from engine.commands import dispatch
 from engine.evolution.attempt import Trigger
 from engine.evolution.stats import in_canary
@@ -160,7 +162,7 @@ def _retract(row: Feedback | None, execution_id: int) -> FeedbackResult:
         return FeedbackResult(recorded=False, execution_id=execution_id,
                               message="No rating to remove.")
     row.retracted = True
-    row.used_in_evolution = None
+    _unused_again(row)
     return FeedbackResult(recorded=True, execution_id=execution_id, message="Rating removed.")
 
 
@@ -181,8 +183,15 @@ async def _record(repo: TenantRepo, row: Feedback | None, execution_id: int,
     row.from_admin = row.from_admin or feedback.from_admin
     row.source = feedback.source.value
     row.retracted = False
-    row.used_in_evolution = None  # changed feedback is new information
+    _unused_again(row)  # changed feedback is new information
     return row
+
+
+def _unused_again(row: Feedback) -> None:
+    """Written even if this session still holds None: an evolution may have marked the row
+    used since it was loaded, and the change must win."""
+    row.used_in_evolution = None
+    flag_modified(row, "used_in_evolution")
 
 
 def _ack(rating: int | None, comment: str | None) -> str:

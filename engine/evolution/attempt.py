@@ -7,6 +7,7 @@ persists it and `announce` tells the channel. Each step reads what the earlier o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from engine.evolution.reflect import Learning, RatedExample
@@ -112,7 +113,7 @@ class Attempt:
     # the gathered feedback that carries a comment, by feedback id: who asked
     askers: dict[int, Asker] = field(default_factory=dict)
     # the feedback this evolution uses up (a periodic one also reads answers used before)
-    consumes: list[int] = field(default_factory=list)
+    consumes: dict[int, datetime] = field(default_factory=dict)  # feedback id → as read
     learnings: list[Learning] = field(default_factory=list)  # only the safe ones
     ops: list[EditOp] = field(default_factory=list)
     # None: the edit is inferred from ratings; else it carries out a request in a comment

@@ -92,7 +92,7 @@ async def start_attempt(rt: Runtime, found: Gathered) -> Attempt:
         cases=replay_cases(found.pairs, found.positives, rt.settings),
         from_shared_patterns=found.bootstrap, channel_id=channel_id, thread_id=thread_id,
         askers=askers(found.pairs),
-        consumes=[f.id for f, _ in found.pairs if f.id in found.unused_ids],
+        consumes={f.id: f.updated_at for f, _ in found.pairs if f.id in found.unused_ids},
     )
     for trigger in found.triggers:
         attempt.note_trigger(trigger)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -380,13 +380,24 @@ class TenantRepo:
         )
         return [(f, e) for f, e in rows]
 
-    async def mark_feedback_used(self, feedback_ids: list[int], evolution_id: int) -> None:
-        if feedback_ids:
-            await self.session.execute(
+    async def mark_feedback_used(
+        self, read: Mapping[int, datetime], evolution_id: int
+    ) -> list[int]:
+        """Mark feedback consumed by an evolution — each row only if it is still as the
+        evolution read it (`read`: id → updated_at then). A comment that arrived meanwhile
+        stays unused for the next evolution. Returns the ids marked."""
+        marked = []
+        for feedback_id, updated_at in read.items():
+            result = await self.session.execute(
                 update(Feedback)
-                .where(Feedback.tenant_id == self.tenant_id, Feedback.id.in_(feedback_ids))
+                .where(Feedback.tenant_id == self.tenant_id, Feedback.id == feedback_id,
+                       Feedback.updated_at == updated_at)
                 .values(used_in_evolution=evolution_id)
+                .execution_options(synchronize_session=False)
             )
+            if result.rowcount:  # type: ignore[attr-defined]
+                marked.append(feedback_id)
+        return marked
 
     async def rating_stats(self, since: datetime | None = None) -> dict[int, RatingStats]:
         """Live ratings per agent version (optionally only those given after `since`)."""
@@ -501,3 +512,23 @@ class TenantRepo:
         if statuses:
             query = query.where(Tool.status.in_(statuses))
         return list(await self.session.scalars(query))
+
+    # --- recent activity (the REST API and the dashboard) -------------------------------------
+
+    async def recent_executions(self, limit: int = 50) -> list[Execution]:
+        rows = await self.session.scalars(
+            select(Execution)
+            .where(Execution.tenant_id == self.tenant_id)
+            .order_by(Execution.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def recent_feedback(self, limit: int = 50) -> list[Feedback]:
+        rows = await self.session.scalars(
+            select(Feedback)
+            .where(Feedback.tenant_id == self.tenant_id, Feedback.retracted.is_(False))
+            .order_by(Feedback.id.desc())
+            .limit(limit)
+        )
+        return list(rows)
