@@ -228,8 +228,8 @@ async def _guidance(rt: Runtime, row: Execution, privacy_mode: str) -> Guidance:
     except Exception:
         log.exception("knowledge lookup failed; answering without lessons")
         return Guidance()
-    await _record_novelty(rt, row, 1.0 if context.nearest_distance is None
-                          else context.nearest_distance)
+    if context.nearest_distance is not None:  # nothing recorded yet: nothing to compare with
+        await _record_novelty(rt, row, context.nearest_distance)
     return Guidance(
         lessons=[past.lesson for past in context.bad if past.lesson],
         patterns=[hit.text for hit in patterns],

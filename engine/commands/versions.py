@@ -11,7 +11,14 @@ from engine.runtime import Runtime
 from engine.storage.repo import ACTIVE, CANARY, TenantRepo
 from engine.tools.box import SUBAGENT
 from engine.tools.registry import OFFERED
-from engine.types import Block, CommandReply, Document, InboundCommand, RolledBack
+from engine.types import (
+    AgentVersionView,
+    Block,
+    CommandReply,
+    Document,
+    InboundCommand,
+    RolledBack,
+)
 
 
 async def status(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> CommandReply:
@@ -140,33 +147,51 @@ async def prompt(rt: Runtime, command: InboundCommand, repo: TenantRepo) -> Comm
 
 
 async def rollback(rt: Runtime, command: InboundCommand) -> CommandReply:
+    """Undo the newest change: a live canary is dropped (the active version stays); otherwise
+    the active label moves to the given version or to the active one's parent."""
     try:
         target = int_arg(command.args, 0)
     except ValueError as exc:
         return refuse(str(exc))
     async with rt.repo(command.tenant_id) as repo:
         active = await repo.active_version()
-        target = target or active.parent_version
-        if target is None:
-            return refuse(f"v{active.version} has no earlier version to roll back to.")
-        if target == active.version:
-            return reply(f"v{target} is already active.")
-        if await repo.version(target) is None:
-            return refuse(f"No version v{target}.")
-        await repo.move_label(ACTIVE, target, reason="rollback", actor=command.user_id,
-                              expect=active.version)
-        if await repo.label(CANARY) is not None:
+        canary = await repo.label(CANARY)
+        if canary is not None and target in (None, active.version):
             await repo.move_label(CANARY, None, reason="rollback", actor=command.user_id)
+            moved: tuple[int, int] | CommandReply = (canary, active.version)
+        else:
+            moved = await _move_active(repo, active, target, command.user_id)
         tenant = await repo.tenant()
+    if isinstance(moved, CommandReply):
+        return moved
+    home = tenant.home_channel_id if tenant else None
+    await rt.notifier.deliver(_rolled_back(command, *moved, channel_id=command.channel_id or home))
+    return reply(f"Rolled back: v{moved[0]} → v{moved[1]}", "The rollback was announced.")
+
+
+async def _move_active(repo: TenantRepo, active: AgentVersionView, target: int | None,
+                       actor: str) -> tuple[int, int] | CommandReply:
+    target = target or active.parent_version
+    if target is None:
+        return refuse(f"v{active.version} has no earlier version to roll back to.")
+    if target == active.version:
+        return reply(f"v{target} is already active.")
+    if await repo.version(target) is None:
+        return refuse(f"No version v{target}.")
+    await repo.move_label(ACTIVE, target, reason="rollback", actor=actor, expect=active.version)
+    if await repo.label(CANARY) is not None:
+        await repo.move_label(CANARY, None, reason="rollback", actor=actor)
+    return active.version, target
+
+
+def _rolled_back(command: InboundCommand, from_version: int, to_version: int, *,
+                 channel_id: str | None) -> RolledBack:
     reason = f"Requested by <{command.user_id}>."
-    await rt.notifier.deliver(
-        RolledBack(
-            tenant_id=command.tenant_id,
-            channel_id=command.channel_id or (tenant.home_channel_id if tenant else None),
-            thread_id=None, from_version=active.version, to_version=target, automatic=False,
-            reason=reason, actor=command.user_id,
-            document=rollback_document(from_version=active.version, to_version=target,
-                                       automatic=False, reason=reason, actor=command.user_id),
-        )
+    return RolledBack(
+        tenant_id=command.tenant_id, channel_id=channel_id, thread_id=None,
+        from_version=from_version, to_version=to_version, automatic=False, reason=reason,
+        actor=command.user_id,
+        document=rollback_document(from_version=from_version, to_version=to_version,
+                                   automatic=False, reason=reason, actor=command.user_id),
     )
-    return reply(f"Rolled back: v{active.version} → v{target}", "The rollback was announced.")
+

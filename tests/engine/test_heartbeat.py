@@ -22,21 +22,21 @@ async def _running(bot: Bot, execution_id: int) -> None:
 
 
 async def test_a_live_run_keeps_beating_and_a_dead_one_is_handed_on(bot: Bot) -> None:
-    bot.rt.settings.stale_running_s = 1.5  # the reconciler's view, and the drain worker's:
-    bot.stack.config = bot.stack.config.model_copy(update={"stale_running_s": 1.5})
+    bot.rt.settings.stale_running_s = 3.0  # the reconciler's view, and the drain worker's:
+    bot.stack.config = bot.stack.config.model_copy(update={"stale_running_s": 3.0})
     accepted = await bot.service.handle_message(InboundMessage(
-        tenant_id=TENANT, channel_id="c1", user_id="u1", text="slow one <<sleep:4>>",
+        tenant_id=TENANT, channel_id="c1", user_id="u1", text="slow one <<sleep:8>>",
         message_id="m-beat"))
     assert accepted is not None
     worker = _worker_process(bot, EVOBOT_HEARTBEAT_S="0.3")
     try:
         await _running(bot, accepted.execution_id)
-        await asyncio.sleep(2.5)  # longer than stale_running_s: only the heartbeat keeps it
+        await asyncio.sleep(4.0)  # longer than stale_running_s: only the heartbeat keeps it
         assert (await reconcile(bot.rt))["executions"] == 0
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
-    await asyncio.sleep(2.0)  # no more beats
+    await asyncio.sleep(4.0)  # no more beats
     assert (await reconcile(bot.rt))["executions"] == 1
     await bot.drain()
     assert await _status(bot, accepted.execution_id) == "succeeded"

@@ -102,6 +102,10 @@ class Harness:
         async with self.rt.repo(tenant_id) as repo:
             return (await repo.active_version()).version
 
+    async def canary(self, tenant_id: str) -> int | None:
+        async with self.rt.repo(tenant_id) as repo:
+            return await repo.label("canary")
+
 
 async def make_harness(stack: Stack, settings: TelegramSettings, double: BotApiDouble,
                        dedup: Dedup | None = None) -> Harness:

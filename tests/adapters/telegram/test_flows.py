@@ -214,20 +214,22 @@ async def conversation(double: BotApiDouble, procs: Processes, send: Send) -> No
                              reply_to=u.bot_message(GROUP_A, prompt["message_id"],
                                                     prompt["text"])))
 
-    # the evolution is announced in that chat: vN → vM, the diff in <pre>, rationale, replay
-    announced = await _wait_message(double, procs, GROUP_A.id, "Agent evolved: v1 → v2",
+    # the evolution is announced in that chat: a canary for Alice (a member asked), the diff
+    # in <pre>, rationale, replay
+    announced = await _wait_message(double, procs, GROUP_A.id, "(canary): v1 → v2",
                                     within=90)
+    assert "canary for you and 20% of the group" in announced["text"]
     assert '<pre><code class="language-diff">' in announced["html"]
     assert "+1. Answer in French please." in announced["text"]
     assert "replayed" in announced["text"] and "answer in French please" in announced["text"]
     [[roll_back]] = announced["reply_markup"]["inline_keyboard"]
-    assert (roll_back["text"], roll_back["callback_data"]) == ("Roll back", "do:rollback:1")
+    assert (roll_back["text"], roll_back["callback_data"]) == ("Stop canary", "do:rollback:1")
 
     # the web/polling process recorded the category; the comment kept it (Alice: no admin)
     assert await asyncio.to_thread(_feedback_of, procs, ALICE.id) == (
         2, "language", "answer in French please", 0)
 
-    # the new version answers in A; B is still on v1 and heard nothing of A's evolution
+    # the new version answers Alice in A; B is still on v1 and heard nothing of A's evolution
     await send(u.text_update(GROUP_A, ALICE, f"{MENTION} And of Spain?"))
     await send(u.text_update(GROUP_B, CAROL, f"{MENTION} And of Spain?"))
     second = await _wait_answer(double, procs, GROUP_A.id, 2)
@@ -236,7 +238,8 @@ async def conversation(double: BotApiDouble, procs: Processes, send: Send) -> No
     second_b = await _wait_answer(double, procs, GROUP_B.id, 2)
     assert "following" not in second_b["text"] and "<i>v1 · " in second_b["html"]
 
-    # /rollback: refused for a member, done for an admin (getChatMember decides)
+    # /rollback: refused for a member, done for an admin (getChatMember decides): the live
+    # canary is dropped
     last = max(m["message_id"] for m in double.sent(GROUP_A.id))
     await send(u.text_update(GROUP_A, ALICE, "/rollback"))
     await _wait_message(double, procs, GROUP_A.id, "Only workspace or chat admins can use",
@@ -318,4 +321,4 @@ async def test_webhook_with_a_real_worker(double: BotApiDouble, procs: Processes
 
         await conversation(double, procs, send)
         metrics = (await client.get("/metrics")).text
-        assert 'route="/telegram/webhook",method="POST",status="403"' in metrics
+        assert 'method="POST",route="/telegram/webhook",status="403"' in metrics

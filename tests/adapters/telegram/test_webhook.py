@@ -424,7 +424,8 @@ async def test_startup_registers_commands_and_the_webhook(
 
 
 async def test_full_loop_in_process(harness: Harness, double: BotApiDouble) -> None:
-    """👎 + comment → evolution announced in the chat → Roll back button by an admin."""
+    """👎 + comment by a member → a canary for them, announced in the group → Roll back
+    button: refused for the member, done by an admin (the canary is dropped)."""
     double.set_member(GROUP.id, BOB.id, "creator")
     await harness.post(u.text_update(GROUP, ALICE, f"{MENTION} What is the capital of France?"))
     await harness.drain()
@@ -435,21 +436,24 @@ async def test_full_loop_in_process(harness: Harness, double: BotApiDouble) -> N
                                 "answer in French please")
     await harness.drain()
     announcement = double.sent(GROUP.id)[-1]
-    assert "Agent evolved: v1 → v2" in announcement["text"]
+    assert "(canary): v1 → v2" in announcement["text"]
+    assert "canary for you and 20% of the group" in announcement["text"]
     assert '<pre><code class="language-diff">' in announcement["html"]
     assert "+1. Answer in French please." in announcement["text"]
-    assert await harness.version("telegram:-100111") == 2
+    assert await harness.version("telegram:-100111") == 1
+    assert await harness.canary("telegram:-100111") == 2
 
     press = u.callback_update(GROUP, ALICE, announcement["message_id"], "do:rollback:1",
                               text=announcement["text"])
     await harness.post(press)
     refusal = double.of("answerCallbackQuery")[-1]
     assert refusal["show_alert"] is True and "Only workspace or chat admins" in refusal["text"]
-    assert await harness.version("telegram:-100111") == 2
+    assert await harness.canary("telegram:-100111") == 2
 
     await harness.post(u.callback_update(GROUP, BOB, announcement["message_id"],
                                          "do:rollback:1", text=announcement["text"]))
     assert await harness.version("telegram:-100111") == 1
+    assert await harness.canary("telegram:-100111") is None
     assert "Rolled back: v2 → v1" in double.of("answerCallbackQuery")[-1]["text"]
     [skipped, edit] = double.of("editMessageText")  # the category message, the announcement
     assert skipped["text"].endswith("Alice</a>: no category")
