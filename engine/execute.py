@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from engine.llm.gateway import LLMError, LLMTimeout
+from engine.llm.gateway import LLMError, LLMTimeout, tool_use
 from engine.present import footer
 from engine.runner import Guidance, RunResult, run_agent
 from engine.runtime import Runtime
@@ -120,7 +120,8 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
         raise
     await _record_tool_stats(rt, row.tenant_id, result.trace)
     await _store_result(rt, row, result)
-    await _deliver_answer(rt, job, result, len(toolbox.tools))
+    offered = tool_use(version.model, rt.settings.llm_tools).offered
+    await _deliver_answer(rt, job, result, len(toolbox.tools) if offered else 0)
     return ExecutionStatus.SUCCEEDED
 
 

@@ -1,45 +1,49 @@
-"""One smoke run through the real `local/smollm2` model (llama.cpp), no scripted answers."""
+"""The README's first example through the real `local/smollm2` model (llama.cpp), no scripted
+answers: an answer, a comment that asks for French, v2 with that rule announced with its diff,
+and the next answer served by v2."""
 
 from __future__ import annotations
 
 import pytest
 
 from engine.llm import gateway
-from engine.types import FeedbackSource, InboundFeedback, InboundMessage
+from engine.types import Decision, EvolutionAnnounced, FeedbackSource, InboundFeedback
 from tests.conftest import Bot, Stack, _bot
+from tests.engine.test_evolution_flow import ask
 
 pytestmark = pytest.mark.slow
+TENANT = "local:default"  # the console's tenant: one person
 
 
-async def test_objective_feedback_and_evolution_with_the_local_model(embedded: Stack) -> None:
+async def test_the_readme_example_on_the_local_model(embedded: Stack) -> None:
     embedded.config = embedded.config.model_copy(
         update={"llm_model": "local/smollm2", "allow_model_requests": True,
                 "llm_timeout_s": 300.0}
     )
     async with _bot(embedded) as bot:
         gateway.ALLOW_MODEL_REQUESTS = True  # this test is the one that may call a real model
-        await _run(bot)
+        await _readme_example(bot)
 
 
-async def _run(bot: Bot) -> None:
-    tenant = "local:smoke"
-    accepted = await bot.service.handle_message(
-        InboundMessage(tenant_id=tenant, channel_id="c", user_id="u", text="Name one planet.",
-                       message_id="smoke-1")
-    )
-    assert accepted is not None
-    await bot.drain(timeout_s=900)
-    [answer] = bot.events("answer")
-    assert answer.text.strip() and answer.version == 1
+async def _readme_example(bot: Bot) -> None:
+    first = await ask(bot, "What is the capital of France?", tenant=TENANT)
+    assert first.text.strip() and first.version == 1
+    assert first.tool_count == 0  # the local model can't call functions: none offered
 
-    result = await bot.service.handle_feedback(
-        InboundFeedback(tenant_id=tenant, user_id="u", source=FeedbackSource.REACTION, rating=1,
-                        comment="answer in one word", execution_id=accepted.execution_id)
-    )
+    result = await bot.service.handle_feedback(InboundFeedback(
+        tenant_id=TENANT, user_id="u1", source=FeedbackSource.REACTION, rating=2,
+        comment="answer in French please", execution_id=first.execution_id, from_admin=True))
     assert result.evolution_queued
     await bot.drain(timeout_s=900)
-    async with bot.rt.repo(tenant) as repo:
-        [evolution] = await repo.evolutions()
-    assert evolution.status == "done"
-    assert evolution.decision in {"promoted", "canary", "rejected", "needs_approval", "skipped"}
-    assert evolution.reason
+
+    [announced] = bot.events("evolution")
+    assert isinstance(announced, EvolutionAnnounced)
+    assert announced.decision == Decision.PROMOTED
+    assert (announced.from_version, announced.to_version) == (1, 2)
+    assert "+1. Answer in French please." in announced.diff
+    shown = announced.document.plain_text()
+    assert "from your comment" in shown and "promoted (one-person chat)" in shown
+    assert "too weak" in shown  # the tiny judge is not taken as evidence
+
+    second = await ask(bot, "What is the capital of Italy?", tenant=TENANT)
+    assert second.version == 2 and second.text.strip()
