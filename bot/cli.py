@@ -1,23 +1,27 @@
-"""`evobot` command line: chat, worker, serve, slack, telegram, migrate."""
+"""`evobot` command line: chat, worker, serve, slack, telegram, migrate, export, forget,
+apikey."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.logging import RichHandler
 
 from bot.config import Config, load_config
 
+if TYPE_CHECKING:
+    from engine.runtime import Runtime
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(message)s", datefmt="[%X]",
-        handlers=[RichHandler(rich_tracebacks=True, show_path=False)],
-    )
+
+def _logging(level: str, fmt: str = "text") -> None:
+    """Rich text on a terminal; LOG_FORMAT=json: one JSON object per line with the tenant,
+    execution and evolution ids where known (bot/observability.py)."""
+    from bot.observability import setup_logging
+
+    setup_logging(level, fmt)
 
 
 async def _chat(config: Config, tenant: str) -> None:
@@ -90,6 +94,77 @@ async def _forget(config: Config, tenant: str) -> None:
     Console().print(f"[green]deleted[/] {tenant} ({summary or 'nothing stored'})")
 
 
+async def _apikey(config: Config, args: argparse.Namespace) -> int:
+    """create / list / revoke API keys; a new key alone on stdout (scripts capture it)."""
+    from bot.wiring import build_runtime, close_runtime
+    from engine.notify import NotifierRouter
+
+    runtime = await build_runtime(config, NotifierRouter())
+    try:
+        if args.action == "create":
+            return await _create_key(runtime, args)
+        if args.action == "list":
+            return await _list_keys(runtime, args.tenant)
+        return await _revoke_key(runtime, args.prefix)
+    finally:
+        await close_runtime(runtime)
+
+
+async def _create_key(runtime: Runtime, args: argparse.Namespace) -> int:
+    from engine.service import EvobotService
+    from engine.storage.api_keys import KeyRole, create_key
+
+    err = Console(stderr=True)
+    if args.operator == bool(args.tenant):
+        err.print("[red]give a tenant (e.g. slack:T0123, api:acme) or --operator[/]")
+        return 2
+    role = (KeyRole.OPERATOR if args.operator else KeyRole.ADMIN if args.admin
+            else KeyRole.MEMBER)
+    if args.tenant:
+        async with runtime.repo(args.tenant) as repo:  # the agent exists from now on
+            await EvobotService(runtime).ensure_tenant(repo)
+    async with runtime.sessions() as session, session.begin():
+        new = await create_key(session, args.tenant, role, name=args.name, created_by="cli")
+    err.print(f"[green]created[/] {role.value} key {new.info.prefix}… for "
+              f"{args.tenant or 'the operator'} (shown once):")
+    print(new.secret)
+    return 0
+
+
+async def _list_keys(runtime: Runtime, tenant: str | None) -> int:
+    from engine.storage.api_keys import list_keys
+
+    async with runtime.sessions() as session:
+        rows = await list_keys(session, tenant)
+    for row in rows:
+        print(f"{row.prefix}…\t{row.role}\t{row.tenant_id or '(operator)'}\t"
+              f"{row.created_at:%Y-%m-%d}\t{row.name}")
+    return 0
+
+
+async def _revoke_key(runtime: Runtime, prefix: str) -> int:
+    from engine.storage.api_keys import revoke_key
+
+    async with runtime.sessions() as session, session.begin():
+        revoked = await revoke_key(session, prefix.rstrip("…"))
+    Console(stderr=True).print(f"revoked {revoked} key(s) shown as {prefix}")
+    return 0 if revoked else 1
+
+
+def _apikey_parser(sub: Any) -> None:
+    keys = sub.add_parser("apikey", help="REST API / dashboard keys: create, list, revoke")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="a new key, printed once")
+    create.add_argument("tenant", nargs="?", help="the agent's tenant, e.g. slack:T0123")
+    create.add_argument("--admin", action="store_true", help="may also roll back")
+    create.add_argument("--operator", action="store_true", help="no tenant: creates agents")
+    create.add_argument("--name", default="", help="a note to tell keys apart")
+    listing = actions.add_parser("list", help="live keys of a tenant (none: operator keys)")
+    listing.add_argument("tenant", nargs="?")
+    revoke = actions.add_parser("revoke", help="revoke the key shown as this prefix")
+    revoke.add_argument("prefix", help="e.g. evk_1a2B3c4D")
+
+
 def _confirmed(tenant: str, yes: bool) -> bool:
     if yes:
         return True
@@ -98,7 +173,7 @@ def _confirmed(tenant: str, yes: bool) -> bool:
     return console.input("Type the tenant id to confirm: ").strip() == tenant
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evobot", description=__doc__)
     parser.add_argument("--log-level", default="WARNING")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -106,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     chat.add_argument("--tenant", default="default")
     worker = sub.add_parser("worker", help="process jobs (RQ) until SIGTERM")
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
-    sub.add_parser("serve", help="web process: Slack events, Telegram webhook, health")
+    sub.add_parser("serve", help="web process: Slack events, Telegram webhook, REST API, "
+                                 "dashboard, health, metrics")
     sub.add_parser("slack", help="Slack in Socket Mode")
     sub.add_parser("telegram", help="Telegram by long polling")
     sub.add_parser("migrate", help="apply database migrations")
@@ -116,32 +192,42 @@ def main(argv: list[str] | None = None) -> int:
     forget = sub.add_parser("forget", help="delete one tenant everywhere (GDPR)")
     forget.add_argument("tenant")
     forget.add_argument("--yes", action="store_true", help="don't ask for confirmation")
+    _apikey_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     config = load_config()
+    fmt = config.log_format
 
     if args.command == "chat":
-        _logging(args.log_level)
+        _logging(args.log_level, fmt)
         asyncio.run(_chat(config, args.tenant))
     elif args.command == "worker":
-        _logging("INFO" if args.log_level == "WARNING" else args.log_level)
+        _logging("INFO" if args.log_level == "WARNING" else args.log_level, fmt)
         from bot.platforms import make_notifier
         from bot.worker import run_worker
 
         run_worker(config, lambda: make_notifier(config), burst=args.burst)
     elif args.command == "export":
-        _logging(args.log_level)
+        _logging(args.log_level, fmt)
         asyncio.run(_export(config, args.tenant, args.output))
     elif args.command == "forget":
-        _logging(args.log_level)
+        _logging(args.log_level, fmt)
         if not _confirmed(args.tenant, args.yes):
             Console().print("[yellow]not confirmed; nothing deleted[/]")
             return 1
         asyncio.run(_forget(config, args.tenant))
+    elif args.command == "apikey":
+        _logging(args.log_level, fmt)
+        return asyncio.run(_apikey(config, args))
     elif args.command == "migrate":
-        _logging(args.log_level)
+        _logging(args.log_level, fmt)
         asyncio.run(_migrate(config))
     else:
-        _logging("INFO" if args.log_level == "WARNING" else args.log_level)
+        _logging("INFO" if args.log_level == "WARNING" else args.log_level, fmt)
         from bot import processes
 
         return processes.run(args.command, config)

@@ -57,6 +57,13 @@ class Config(BaseSettings):
     stale_running_s: float = Field(default=45.0, alias="EVOBOT_STALE_RUNNING_S")
     heartbeat_s: float = Field(default=10.0, alias="EVOBOT_HEARTBEAT_S")
     allow_model_requests: bool = Field(default=True, alias="EVOBOT_ALLOW_MODEL_REQUESTS")
+    # REST API, dashboard, operator metrics and logs
+    log_format: Literal["text", "json"] = Field(default="text", alias="LOG_FORMAT")
+    api_rate_limit: int = Field(default=120, alias="EVOBOT_API_RATE_LIMIT")  # per key per min
+    api_wait_s: float = Field(default=30.0, alias="EVOBOT_API_WAIT_S")  # execute, then 202
+    session_secret: str | None = Field(default=None, alias="EVOBOT_SESSION_SECRET")
+    prometheus_multiproc_dir: str | None = Field(default=None, alias="PROMETHEUS_MULTIPROC_DIR")
+    worker_metrics_port: int | None = Field(default=None, alias="EVOBOT_WORKER_METRICS_PORT")
 
     @property
     def resolved_database_url(self) -> str:

@@ -6,28 +6,51 @@ from typing import TYPE_CHECKING
 
 from bot.config import Config
 from engine.notify import NotifierRouter
+from engine.ports import Notifier
 
 if TYPE_CHECKING:
     from adapters.slack.app import SlackBot, SlackSettings
     from adapters.slack.notifier import SlackNotifier
     from adapters.slack.tokens import TokenSource
+    from bot.observability import ObservedService
     from bot.wiring import RedisHandle
+    from engine.runtime import Runtime
     from engine.service import EvobotService
 
 
 def make_notifier(config: Config) -> NotifierRouter:
-    """A router with a notifier for every platform that is configured."""
+    """A router with a notifier for every platform that is configured, each beside the event
+    feed (the REST API's answers and streams) and observed (metrics); `api` agents live on
+    the feed alone."""
+    from adapters.api.events import EventFeed, WithFeed
+    from bot.observability import ObservedNotifier
+    from bot.wiring import connect_redis
+
     router = NotifierRouter()
+    feed = EventFeed(connect_redis(config).asyncio_client())
+
+    def register(platform: str, notifier: Notifier | None) -> None:
+        router.register(platform, ObservedNotifier(WithFeed(notifier, feed)))
+
     if config.slack_bot_token or (config.slack_client_id and config.slack_client_secret):
-        router.register("slack", make_slack_notifier(config))
+        register("slack", make_slack_notifier(config))
     if config.telegram_bot_token:
         from adapters.telegram.notifier import TelegramNotifier
-        from bot.wiring import connect_redis
 
         # pacing per chat is shared with every other process through Redis
         redis = connect_redis(config).asyncio_client()
-        router.register("telegram", TelegramNotifier.from_config(config, redis))
+        register("telegram", TelegramNotifier.from_config(config, redis))
+    register("api", None)
     return router
+
+
+def observed_service(runtime: Runtime, redis: RedisHandle) -> ObservedService:
+    """The engine's service for a platform process: counted (metrics), and its `queued` and
+    `feedback` published on the event feed (the REST API's streams)."""
+    from adapters.api.events import EventFeed
+    from bot.observability import ObservedService
+
+    return ObservedService(runtime, [EventFeed(redis.asyncio_client())])
 
 
 # --- Slack ---------------------------------------------------------------------------------

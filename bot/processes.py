@@ -40,15 +40,14 @@ async def slack_socket_mode(config: Config) -> int:
         return _unavailable("slack", "needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN")
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-    from bot.platforms import build_slack_bot, make_notifier
+    from bot.platforms import build_slack_bot, make_notifier, observed_service
     from bot.wiring import build_runtime, close_runtime, connect_redis
-    from engine.service import EvobotService
 
     if not config.slack_signing_secret:  # Socket Mode requests are not signed
         config = config.model_copy(update={"slack_signing_secret": "socket-mode"})
     redis = connect_redis(config)
     runtime = await build_runtime(config, make_notifier(config), redis)
-    bot = await build_slack_bot(config, EvobotService(runtime), redis)
+    bot = await build_slack_bot(config, observed_service(runtime, redis), redis)
     worker = None
     if not config.redis_url:
         from bot.worker import EmbeddedWorker

@@ -17,10 +17,9 @@ log = logging.getLogger(__name__)
 async def telegram_polling(config: Config) -> int:
     from adapters.telegram.app import run_polling
     from adapters.telegram.client import TelegramSettings
-    from bot.platforms import make_notifier
+    from bot.platforms import make_notifier, observed_service
     from bot.wiring import build_runtime, close_runtime, connect_redis
     from bot.worker import EmbeddedWorker
-    from engine.service import EvobotService
 
     settings = TelegramSettings.from_config(config)
     if settings is None:
@@ -37,7 +36,7 @@ async def telegram_polling(config: Config) -> int:
         loop.add_signal_handler(sig, stop.set)
     shared = redis.asyncio_client()  # update dedup and per-chat pacing, with every process
     try:
-        await run_polling(settings, EvobotService(runtime), stop=stop, redis=shared)
+        await run_polling(settings, observed_service(runtime, redis), stop=stop, redis=shared)
     finally:
         if embedded is not None:
             embedded.stop()

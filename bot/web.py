@@ -2,32 +2,32 @@
 
     /slack/events, /slack/install, /slack/oauth_redirect   (adapters.slack.http)
     /telegram/webhook                                       (adapters.telegram — see below)
+    /v1/..., /dashboard/..., /docs                          (adapters.api: REST API, dashboard)
     /healthz                                                database + Redis reachable
     /metrics                                                Prometheus text format
 
 Each platform contributes a *mount*: any object with `routes: list[BaseRoute]` and, if it
 needs them, `async startup()` / `async shutdown()`. `platform_mounts` lists them; adding a
-platform is one line there.
+platform is one line there. The API's mount comes last: it serves every path the platforms
+don't.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
+import secrets
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.config import Config
 from bot.wiring import RedisHandle, build_runtime, close_runtime, connect_redis
@@ -73,88 +73,6 @@ def telegram_mount(ctx: WebContext) -> WebMount:
     return webhook_mount(ctx.config, ctx.service, ctx.redis.asyncio_client())
 
 
-# --- metrics ---------------------------------------------------------------------------------
-
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-@dataclass
-class Metrics:
-    """A small Prometheus registry: request counts and latency per route."""
-
-    requests: dict[tuple[str, str, int], int] = field(default_factory=lambda: defaultdict(int))
-    buckets: dict[str, list[int]] = field(default_factory=dict)
-    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    started: float = field(default_factory=time.time)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        with self.lock:
-            self.requests[(route, method, status)] += 1
-            counts = self.buckets.setdefault(route, [0] * len(BUCKETS))
-            for i, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    counts[i] += 1
-            self.sums[route] += seconds
-            self.counts[route] += 1
-
-    def render(self, gauges: dict[str, float]) -> str:
-        lines = [
-            "# HELP evobot_http_requests_total HTTP requests by route, method and status.",
-            "# TYPE evobot_http_requests_total counter",
-        ]
-        with self.lock:
-            for (route, method, status), n in sorted(self.requests.items()):
-                lines.append(f'evobot_http_requests_total{{route="{route}",method="{method}",'
-                             f'status="{status}"}} {n}')
-            lines += [
-                "# HELP evobot_http_request_seconds Time to the HTTP response.",
-                "# TYPE evobot_http_request_seconds histogram",
-            ]
-            for route, counts in sorted(self.buckets.items()):
-                for bound, n in zip(BUCKETS, counts, strict=True):
-                    lines.append(f'evobot_http_request_seconds_bucket{{route="{route}",'
-                                 f'le="{bound}"}} {n}')
-                lines.append(f'evobot_http_request_seconds_bucket{{route="{route}",le="+Inf"}} '
-                             f"{self.counts[route]}")
-                lines.append(f'evobot_http_request_seconds_sum{{route="{route}"}} '
-                             f"{self.sums[route]:.6f}")
-                lines.append(f'evobot_http_request_seconds_count{{route="{route}"}} '
-                             f"{self.counts[route]}")
-        for name, value in sorted(gauges.items()):
-            lines += [f"# TYPE {name} gauge", f"{name} {value}"]
-        return "\n".join(lines) + "\n"
-
-
-class MetricsMiddleware:
-    """Pure ASGI middleware (no buffering): times every HTTP request to its response start."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics, known: Callable[[], set[str]]) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.known = known
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                path = scope.get("path", "")
-                route = path if path in self.known() else "other"
-                self.metrics.observe(route, scope.get("method", ""), status,
-                                     time.perf_counter() - start)
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
-
-
 # --- the app ---------------------------------------------------------------------------------
 
 
@@ -163,7 +81,7 @@ class Web:
     app: Starlette
     ctx: WebContext
     mounts: list[WebMount]
-    metrics: Metrics
+    started: float = field(default_factory=time.time)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -174,23 +92,75 @@ class Web:
                 log.exception("shutdown step failed")
 
 
+def api_mount(ctx: WebContext) -> WebMount:
+    """The REST API and the dashboard (adapters.api)."""
+    from adapters.api.app import api_mount as mount
+    from adapters.api.context import ApiSettings
+    from bot.observability import bind_log_context
+
+    config = ctx.config
+    settings = ApiSettings(
+        session_secret=session_secret(config), rate_limit=config.api_rate_limit,
+        wait_s=config.api_wait_s, log_context=bind_log_context,
+    )
+    return mount(settings, ctx.service, ctx.redis.asyncio_client(), ctx.redis.asyncio_client())
+
+
+def session_secret(config: Config) -> str:
+    """EVOBOT_SESSION_SECRET, or one kept in DATA_DIR (stable across restarts)."""
+    if config.session_secret:
+        return config.session_secret
+    path = config.data_dir / "session-secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _service(web_closers: list[Callable[[], Awaitable[None]]], runtime: Runtime,
+             redis: RedisHandle) -> EvobotService:
+    from bot.platforms import observed_service
+
+    service = observed_service(runtime, redis)
+    web_closers.append(service.aclose)
+    return service
+
+
 async def build_web(config: Config, *, embedded_worker: bool | None = None) -> Web:
     """Runtime + platform mounts + Starlette app, in the loop that will serve it."""
+    from bot.observability import HttpMetrics
     from bot.platforms import make_notifier
 
     redis = connect_redis(config)
     runtime = await build_runtime(config, make_notifier(config), redis)
-    ctx = WebContext(config=config, runtime=runtime, service=EvobotService(runtime), redis=redis)
-    mounts = await platform_mounts(ctx)
-    metrics = Metrics()
+    closers: list[Callable[[], Awaitable[None]]] = [lambda: close_runtime(runtime)]
+    ctx = WebContext(config=config, runtime=runtime, service=_service(closers, runtime, redis),
+                     redis=redis)
+    mounts = [*await platform_mounts(ctx), api_mount(ctx)]
+    web = Web(app=Starlette(), ctx=ctx, mounts=mounts, closers=closers)
     routes: list[BaseRoute] = [
         Route("/healthz", _healthz(ctx), methods=["GET"]),
-        Route("/metrics", _metrics(ctx, metrics), methods=["GET"]),
+        Route("/metrics", _metrics(ctx, web.started), methods=["GET"]),
     ]
     for mount in mounts:
         routes += mount.routes
-    known = {getattr(r, "path", "") for r in routes}
+    web.app = Starlette(routes=routes, lifespan=_lifespan(mounts))
+    web.app.add_middleware(HttpMetrics)
+    if embedded_worker if embedded_worker is not None else not config.redis_url:
+        # the embedded default: no REDIS_URL, so no separate `evobot worker` can reach our
+        # private Redis — run the worker in this process
+        from bot.worker import EmbeddedWorker
 
+        worker = EmbeddedWorker(config, lambda: make_notifier(config), redis).start()
+
+        async def stop_worker() -> None:
+            worker.stop()
+
+        web.closers.append(stop_worker)
+    return web
+
+
+def _lifespan(mounts: list[WebMount]) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         for mount in mounts:
@@ -205,22 +175,7 @@ async def build_web(config: Config, *, embedded_worker: bool | None = None) -> W
                 if shutdown is not None:
                     await shutdown()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_middleware(MetricsMiddleware, metrics=metrics, known=lambda: known)
-    web = Web(app=app, ctx=ctx, mounts=mounts, metrics=metrics)
-    web.closers.append(lambda: close_runtime(runtime))
-    if embedded_worker if embedded_worker is not None else not config.redis_url:
-        # the embedded default: no REDIS_URL, so no separate `evobot worker` can reach our
-        # private Redis — run the worker in this process
-        from bot.worker import EmbeddedWorker
-
-        worker = EmbeddedWorker(config, lambda: make_notifier(config), redis).start()
-
-        async def stop_worker() -> None:
-            worker.stop()
-
-        web.closers.append(stop_worker)
-    return web
+    return lifespan
 
 
 def _healthz(ctx: WebContext) -> Callable[[Request], Awaitable[Response]]:
@@ -243,25 +198,25 @@ def _healthz(ctx: WebContext) -> Callable[[Request], Awaitable[Response]]:
     return healthz
 
 
-def _metrics(ctx: WebContext, metrics: Metrics) -> Callable[[Request], Awaitable[Response]]:
+def _metrics(ctx: WebContext, started: float) -> Callable[[Request], Awaitable[Response]]:
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from bot.observability import ScrapeTimeGauges, render_metrics
+
+    def queue_lengths() -> dict[str, int]:
+        from rq import Queue
+
+        from engine.jobs import EVOLUTION, EXECUTIONS
+
+        return {name: Queue(name, connection=ctx.redis.sync).count
+                for name in (EXECUTIONS, EVOLUTION)}
+
+    gauges = ScrapeTimeGauges(queue_lengths, started)
+
     async def render(request: Request) -> Response:
-        gauges: dict[str, Any] = {"evobot_uptime_seconds": round(time.time() - metrics.started, 3)}
-        try:
-            from rq import Queue
-
-            from engine.jobs import EVOLUTION, EXECUTIONS
-
-            def lengths() -> dict[str, int]:
-                return {
-                    f"evobot_queue_{name}_jobs": Queue(name, connection=ctx.redis.sync).count
-                    for name in (EXECUTIONS, EVOLUTION)
-                }
-
-            gauges.update(await asyncio.wait_for(asyncio.to_thread(lengths), timeout=3))
-        except Exception:
-            log.debug("queue lengths unavailable", exc_info=True)
-        return PlainTextResponse(metrics.render(gauges),
-                                 media_type="text/plain; version=0.0.4")
+        body = await asyncio.wait_for(asyncio.to_thread(
+            render_metrics, ctx.config.prometheus_multiproc_dir, gauges), timeout=10)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return render
 
@@ -269,11 +224,15 @@ def _metrics(ctx: WebContext, metrics: Metrics) -> Callable[[Request], Awaitable
 async def serve(config: Config) -> int:
     """Run the web process until SIGTERM/SIGINT (uvicorn's handlers: graceful shutdown)."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     web = await build_web(config)
+    # JSON logs: uvicorn's records go through the root's JSON handler, not uvicorn's own
+    log_config = None if config.log_format == "json" else LOGGING_CONFIG
     server = uvicorn.Server(
         uvicorn.Config(web.app, host=config.host, port=config.port, lifespan="on",
-                       log_level="warning", access_log=False, proxy_headers=True)
+                       log_level="warning", access_log=False, proxy_headers=True,
+                       log_config=log_config)
     )
     log.info("evobot web on %s:%d: %s", config.host, config.port,
              ", ".join(sorted({getattr(r, "path", "?") for r in web.app.routes})))

@@ -77,9 +77,10 @@ def make_gateway(config: Config) -> LLMGateway:
 
 
 def make_sandbox(config: Config) -> Sandbox:
+    from bot.observability import ObservedSandbox
     from engine.sandbox import make_sandbox as sandbox_factory
 
-    return sandbox_factory(config.e2b_api_key)
+    return ObservedSandbox(sandbox_factory(config.e2b_api_key))
 
 
 class LazyKnowledge:

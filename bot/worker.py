@@ -11,11 +11,12 @@ import threading
 import uuid
 from collections.abc import Callable
 
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.cron import CronScheduler
 from rq.timeouts import TimerDeathPenalty
 
 from bot.config import Config
+from bot.observability import ObservedWorker, install_llm_metrics, serve_worker_metrics
 from bot.wiring import RedisHandle, build_runtime, connect_redis
 from engine.jobs import (
     EVOLUTION,
@@ -30,7 +31,7 @@ from engine.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-class ThreadWorker(SimpleWorker):
+class ThreadWorker(ObservedWorker):
     """A SimpleWorker that can run off the main thread (signals belong to the main thread,
     so job timeouts use RQ's timer-based death penalty instead of SIGALRM)."""
 
@@ -53,6 +54,7 @@ def install_factory(
         return await build_runtime(config, make_notifier(), redis)
 
     install_runtime_factory(factory)
+    install_llm_metrics()
 
 
 def _queues(redis: RedisHandle) -> list[Queue]:
@@ -111,7 +113,10 @@ def run_worker(
     install_factory(config, make_notifier, redis)
     stop = threading.Event()
     schedule_recurring_jobs(redis, config, stop)
-    worker = SimpleWorker(_queues(redis), connection=redis.sync)
+    if config.worker_metrics_port:
+        serve_worker_metrics(config.worker_metrics_port, config.host,
+                             config.prometheus_multiproc_dir)
+    worker = ObservedWorker(_queues(redis), connection=redis.sync)
     try:
         worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
     finally:

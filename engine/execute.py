@@ -17,6 +17,7 @@ from engine.runtime import Runtime
 from engine.storage.cross_tenant import (
     claim_execution,
     execution_tenant,
+    fail_unfinished_execution,
     touch_running_execution,
 )
 from engine.storage.models import Execution, utcnow
@@ -191,11 +192,9 @@ async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: boo
 
 async def mark_failed(rt: Runtime, execution_id: int, reason: str) -> None:
     """A job that exhausted its retries for a non-LLM reason: tell the user, keep the row."""
-    async with rt.sessions() as session, session.begin():
-        row = await session.get(Execution, execution_id)
-        if row is None or row.status == ExecutionStatus.SUCCEEDED:
-            return
-        row.status, row.error = ExecutionStatus.FAILED, reason[:1000]
+    row = await fail_unfinished_execution(rt.sessions, execution_id, reason[:1000])
+    if row is None:
+        return
     await _tell_failed(
         rt, row, "Something went wrong while answering; it has been logged. Please try again."
     )
@@ -229,8 +228,9 @@ async def _guidance(rt: Runtime, row: Execution, privacy_mode: str) -> Guidance:
     except Exception:
         log.exception("knowledge lookup failed; answering without lessons")
         return Guidance()
-    if context.nearest_distance is not None:  # nothing recorded yet: nothing to compare with
-        await _record_novelty(rt, row, context.nearest_distance)
+    # nothing recorded yet: far from everything seen (the maximum cosine distance we record)
+    await _record_novelty(rt, row, 1.0 if novel and context.nearest_distance is None
+                          else context.nearest_distance or 0.0)
     return Guidance(
         lessons=[past.lesson for past in context.bad if past.lesson],
         patterns=[hit.text for hit in patterns],

@@ -60,7 +60,7 @@ class EvobotService:
             )
             if row is None:
                 return None
-            if tenant.home_channel_id != message.channel_id:
+            if message.announce_here and tenant.home_channel_id != message.channel_id:
                 tenant.home_channel_id = message.channel_id
             accepted = Accepted(execution_id=row.id, version=version)
         await self.rt.queue.enqueue_execution(accepted.execution_id)

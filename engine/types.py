@@ -40,6 +40,12 @@ class ExecutionStatus(StrEnum):
     FAILED = "failed"  # infra failure (LLM timeout, crash): never learned from
 
 
+class EvolutionStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"  # a decision was recorded (promoted, canary, rejected, …)
+    FAILED = "failed"  # a step raised: recorded with the error, never retried
+
+
 class Decision(StrEnum):
     PROMOTED = "promoted"
     CANARY = "canary"
@@ -129,6 +135,8 @@ class InboundMessage(BaseModel):
     message_id: str | None = None
     thread_id: str | None = None  # thread root (Slack thread_ts, Telegram topic/reply root)
     user_name: str | None = None
+    # False: answer here, but keep announcing evolutions where they went (an API call)
+    announce_here: bool = True
 
 
 class InboundFeedback(BaseModel):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engine.commands import approval, evolutions, settings, tools, versions
+from engine.commands.apikey import apikey
 from engine.commands.replies import reply
 from engine.runtime import Runtime
 from engine.storage.repo import TenantRepo
@@ -91,6 +92,8 @@ COMMANDS: tuple[Command, ...] = (
         settings.domain, TO_CHANGE),
     _tx("patterns", "", "lessons other workspaces learned in 3+ domains (shared, anonymized)",
         settings.patterns),
+    _tx("apikey", "create [admin]|list|revoke <key>", "REST API / dashboard keys (admins)",
+        apikey, ADMIN, listed=False),
     _own("apply", "<evolution id>", "apply a proposal waiting for approval (admins)",
          approval.apply, ADMIN, listed=False),
     _own("dismiss", "<evolution id>", "dismiss a proposal waiting for approval (admins)",

@@ -6,13 +6,11 @@ Labels move with an optimistic check: when the active version moved while the ev
 
 from __future__ import annotations
 
-from sqlalchemy import update
-
 from engine.evolution.attempt import Attempt
 from engine.runtime import Runtime
-from engine.storage.models import Evolution, Label, utcnow
+from engine.storage.models import Evolution, utcnow
 from engine.storage.repo import ACTIVE, CANARY, StaleLabel, TenantRepo
-from engine.types import AgentVersionView, Decision, StructuredPrompt, TenantId
+from engine.types import AgentVersionView, Decision, EvolutionStatus, StructuredPrompt, TenantId
 
 
 async def record_decision(rt: Runtime, attempt: Attempt) -> None:
@@ -48,7 +46,7 @@ def _store_findings(row: Evolution, attempt: Attempt) -> None:
     row.validation = attempt.validation.as_json()
     prompt = attempt.candidate_prompt
     row.candidate_prompt = prompt.model_dump() if prompt is not None else None
-    row.cost_usd, row.finished_at, row.status = attempt.cost, utcnow(), "done"
+    row.cost_usd, row.finished_at, row.status = attempt.cost, utcnow(), EvolutionStatus.DONE
 
 
 async def create_and_label_version(
@@ -79,15 +77,12 @@ async def create_and_label_version(
 
 
 async def set_canary_audience(repo: TenantRepo, audience: list[str] | None) -> None:
-    await repo.session.execute(
-        update(Label)
-        .where(Label.agent_id == await repo.agent_id(), Label.name == CANARY)
-        .values(audience=audience)
-    )
+    await repo.set_label_audience(CANARY, audience)
 
 
 async def mark_failed(rt: Runtime, tenant_id: TenantId, evolution_id: int, error: str) -> None:
     async with rt.repo(tenant_id) as repo:
         row = await repo.evolution(evolution_id)
         if row is not None:
-            row.status, row.reason, row.finished_at = "failed", f"error: {error}", utcnow()
+            row.status, row.reason = EvolutionStatus.FAILED, f"error: {error}"
+            row.finished_at = utcnow()

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
-
 from engine.evolution.announce import home_channel
 from engine.evolution.attempt import Trigger
 from engine.present import rollback_document
 from engine.ratings import is_negative
 from engine.runtime import Runtime
-from engine.storage.models import Execution, Feedback
 from engine.storage.repo import ACTIVE, TenantRepo
-from engine.types import ExecutionStatus, RolledBack, TenantId
+from engine.types import RolledBack, TenantId
 
 ACTOR = "watch"
 AUTO_ROLLBACK = "auto_rollback"
@@ -31,24 +28,7 @@ async def version_ratings(
     repo: TenantRepo, version: int, *, since: datetime | None = None, limit: int | None = None
 ) -> list[Rated]:
     """The live ratings of a version's answers, newest first."""
-    query = (
-        select(Feedback.id, Feedback.rating)
-        .join(Execution, Execution.id == Feedback.execution_id)
-        .where(
-            Feedback.tenant_id == repo.tenant_id,
-            Execution.version == version,
-            Feedback.retracted.is_(False),
-            Feedback.rating.is_not(None),
-            Execution.status == ExecutionStatus.SUCCEEDED,
-        )
-        .order_by(Feedback.updated_at.desc(), Feedback.id.desc())
-    )
-    if since is not None:
-        query = query.where(Feedback.updated_at >= since)
-    if limit is not None:
-        query = query.limit(limit)
-    rows = await repo.session.execute(query)
-    return [(int(i), int(r)) for i, r in rows if r is not None]
+    return await repo.version_ratings(version, since=since, limit=limit)
 
 
 def failures(ratings: list[Rated]) -> list[int]:
@@ -62,12 +42,7 @@ async def roll_back(
     await repo.move_label(
         ACTIVE, to_version, reason=AUTO_ROLLBACK, actor=ACTOR, note=reason, expect=from_version
     )
-    if failing:
-        await repo.session.execute(
-            update(Feedback)
-            .where(Feedback.tenant_id == repo.tenant_id, Feedback.id.in_(failing))
-            .values(used_in_evolution=None)
-        )
+    await repo.mark_feedback_unused(failing)
     return await home_channel(repo)
 
 

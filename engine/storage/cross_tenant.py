@@ -4,6 +4,7 @@ tenant-scoped goes through `TenantRepo` instead."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -65,6 +66,18 @@ async def touch_running_execution(sessions: Sessions, execution_id: int) -> None
         )
 
 
+async def fail_unfinished_execution(
+    sessions: Sessions, execution_id: int, error: str
+) -> Execution | None:
+    """Mark an execution failed unless it succeeded; the row, or None if nothing changed."""
+    async with sessions() as session, session.begin():
+        row = await session.get(Execution, execution_id)
+        if row is None or row.status == ExecutionStatus.SUCCEEDED:
+            return None
+        row.status, row.error = ExecutionStatus.FAILED, error
+        return row
+
+
 async def execution_tenant(sessions: Sessions, execution_id: int) -> TenantId | None:
     async with sessions() as session:
         return await session.scalar(select(Execution.tenant_id).where(Execution.id == execution_id))
@@ -124,6 +137,15 @@ async def tenants_due_for_periodic_evolution(
     )
     async with sessions() as session:
         return list(await session.scalars(query))
+
+
+async def offered_unpinned_tools(sessions: Sessions, statuses: Sequence[str]) -> list[Tool]:
+    """Every tenant's tools the lifecycle may move (the reconciler's sweep)."""
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(Tool).where(Tool.status.in_(statuses), Tool.pinned.is_(False))
+        )
+        return list(rows)
 
 
 async def export_tenant_rows(sessions: Sessions, tenant_id: TenantId) -> dict[str, Any]:

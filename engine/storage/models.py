@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from engine.types import ExecutionStatus
+from engine.types import EvolutionStatus, ExecutionStatus
 
 
 def utcnow() -> datetime:
@@ -180,7 +180,7 @@ class Evolution(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(200), index=True)
     trigger: Mapped[str] = mapped_column(String(50))
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[str] = mapped_column(String(20), default=EvolutionStatus.RUNNING)
     base_version: Mapped[int] = mapped_column(Integer)
     feedback_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     learnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -222,3 +222,22 @@ class Tool(Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (UniqueConstraint("tenant_id", "name", "version"),)
+
+
+class ApiKey(Base):
+    """A REST API / dashboard key. Only its SHA-256 is stored; the key is shown once.
+    `tenant_id` is None for an operator key (it may create agents, and sees none)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(20))  # operator | admin | member
+    name: Mapped[str] = mapped_column(String(100), default="")
+    prefix: Mapped[str] = mapped_column(String(20), index=True)  # shown in lists, to revoke
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

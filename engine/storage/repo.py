@@ -250,6 +250,14 @@ class TenantRepo:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise StaleLabel(f"{name} moved concurrently")
 
+    async def set_label_audience(self, name: str, audience: list[str] | None) -> None:
+        """The users a label always serves (the canary's askers)."""
+        await self.session.execute(
+            update(Label)
+            .where(Label.agent_id == await self.agent_id(), Label.name == name)
+            .values(audience=audience)
+        )
+
     async def label_moves(self, limit: int = 20) -> list[LabelMove]:
         rows = await self.session.scalars(
             select(LabelMove)
@@ -398,6 +406,38 @@ class TenantRepo:
             if result.rowcount:  # type: ignore[attr-defined]
                 marked.append(feedback_id)
         return marked
+
+    async def mark_feedback_unused(self, feedback_ids: list[int]) -> None:
+        """Give feedback back to the next evolution (after an automatic rollback)."""
+        if feedback_ids:
+            await self.session.execute(
+                update(Feedback)
+                .where(Feedback.tenant_id == self.tenant_id, Feedback.id.in_(feedback_ids))
+                .values(used_in_evolution=None)
+            )
+
+    async def version_ratings(
+        self, version: int, *, since: datetime | None = None, limit: int | None = None
+    ) -> list[tuple[int, int]]:
+        """(feedback id, rating) of the live ratings of a version's answers, newest first."""
+        query = (
+            select(Feedback.id, Feedback.rating)
+            .join(Execution, Execution.id == Feedback.execution_id)
+            .where(
+                Feedback.tenant_id == self.tenant_id,
+                Execution.version == version,
+                Feedback.retracted.is_(False),
+                Feedback.rating.is_not(None),
+                Execution.status == ExecutionStatus.SUCCEEDED,
+            )
+            .order_by(Feedback.updated_at.desc(), Feedback.id.desc())
+        )
+        if since is not None:
+            query = query.where(Feedback.updated_at >= since)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = await self.session.execute(query)
+        return [(int(i), int(r)) for i, r in rows if r is not None]
 
     async def rating_stats(self, since: datetime | None = None) -> dict[int, RatingStats]:
         """Live ratings per agent version (optionally only those given after `since`)."""

@@ -16,9 +16,8 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
-
 from engine.runtime import Runtime
+from engine.storage.cross_tenant import offered_unpinned_tools
 from engine.storage.models import Tool, utcnow
 from engine.tools.announce import retired_document
 from engine.tools.registry import (
@@ -96,12 +95,7 @@ async def tenants_due(
 ) -> list[TenantId]:
     """Tenants with a lifecycle transition to make (for the reconciler)."""
     now = now or utcnow()
-    async with rt.sessions() as session:
-        rows = list(
-            await session.scalars(
-                select(Tool).where(Tool.status.in_(OFFERED), Tool.pinned.is_(False))
-            )
-        )
+    rows = await offered_unpinned_tools(rt.sessions, OFFERED)
     return sorted({t.tenant_id for t in rows if due([t], now, policy)})
 
 
