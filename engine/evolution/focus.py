@@ -38,7 +38,8 @@ async def settle_trigger(rt: Runtime, found: Gathered) -> None:
         if group:
             found.pairs = group
             reasons.append(Trigger.REPEATED_FAILURE)
-    if any(is_novel(rt, pair) for pair in found.pairs):
+    fresh = [pair for pair in found.pairs if pair[0].id in found.unused_ids]  # not exemplars
+    if any(is_novel(rt, pair) for pair in fresh):
         reasons.append(Trigger.NEW_OBJECTIVE_TYPE)
     reasons.append(requested)
     found.trigger = reasons[0]

@@ -23,6 +23,7 @@ from engine.types import AgentVersionView, Decision, TenantId
 
 RatedPair = tuple[Feedback, Execution]
 PERIODIC_GOOD_ANSWERS = 10  # the recent well-rated answers a periodic evolution looks at
+EXEMPLARS = 3  # … and any other evolution
 
 
 @dataclass
@@ -65,9 +66,11 @@ async def gather(rt: Runtime, tenant_id: TenantId, trigger: str) -> Gathered | O
         wanted = max(rt.settings.replay_positives + 3, PERIODIC_GOOD_ANSWERS)
         positives = await repo.positive_examples(limit=wanted)
         rolled_back = await rolled_back_since_last_evolution(repo)
-    pairs = unused
-    if trigger == Trigger.PERIODIC:
-        pairs = with_good_answers(unused, positives[:PERIODIC_GOOD_ANSWERS])
+    # reflection sees what worked beside what didn't: recent well-rated answers (even ones an
+    # evolution read before) are exemplars; a periodic evolution looks at more of them
+    periodic = trigger == Trigger.PERIODIC
+    exemplars = PERIODIC_GOOD_ANSWERS if periodic else EXEMPLARS
+    pairs = with_good_answers(unused, positives[:exemplars]) if unused or periodic else []
     return Gathered(
         tenant_id=tenant_id, trigger=trigger, privacy=tenant.privacy_mode,
         home_channel_id=tenant.home_channel_id, base=base, pairs=pairs,
@@ -168,14 +171,16 @@ def replay_cases(
     for feedback, execution in reversed(pairs):
         if is_negative(feedback.rating) and execution.objective not in seen:
             seen.add(execution.objective)
-            cases.append(ReplayCase(execution.objective, rubric(feedback), negative=True))
+            cases.append(ReplayCase(execution.objective, rubric(feedback), negative=True,
+                                    rated_answer=execution.output, rated_version=execution.version))
     cases = cases[: settings.replay_negatives]
     kept = 0
     for feedback, execution in positives:
         if kept >= settings.replay_positives or execution.objective in seen:
             continue
         seen.add(execution.objective)
-        cases.append(ReplayCase(execution.objective, rubric(feedback), negative=False))
+        cases.append(ReplayCase(execution.objective, rubric(feedback), negative=False,
+                                rated_answer=execution.output, rated_version=execution.version))
         kept += 1
     return cases
 

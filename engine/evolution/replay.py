@@ -30,6 +30,8 @@ class ReplayCase:
     objective: str
     rubric: str  # the rating and comment that make this a case
     negative: bool
+    rated_answer: str | None = None  # the answer the user rated …
+    rated_version: int | None = None  # … and the version that gave it
 
 
 @dataclass
@@ -113,13 +115,24 @@ class Replayer:
     ) -> ReplayReport:
         report = ReplayReport()
         for case in cases:
-            current_answer = await self._answer(current, case, report.usage)
+            current_answer = await self._current_answer(current, case, report.usage)
             candidate_answer = await self._answer(candidate, case, report.usage)
-            score = await self._score(case, current_answer, candidate_answer, report.usage)
+            score = 0  # the same answer twice: nothing for the judge to compare
+            if candidate_answer.strip() != current_answer.strip():
+                score = await self._score(case, current_answer, candidate_answer, report.usage)
             report.cases.append(
                 CaseResult(case.objective, case.negative, score, current_answer, candidate_answer)
             )
         return report
+
+    async def _current_answer(
+        self, current: AgentVersionView, case: ReplayCase, usage: Usage
+    ) -> str:
+        """The answer the user rated, when the current version gave it (it is what the
+        rating judged); otherwise the current version answers again."""
+        if case.rated_answer and case.rated_version == current.version:
+            return case.rated_answer
+        return await self._answer(current, case, usage)
 
     async def _answer(self, version: AgentVersionView, case: ReplayCase, usage: Usage) -> str:
         run = await run_agent(
