@@ -112,7 +112,9 @@ class EvobotService:
         when an evolution was queued."""
         if rating is not None:
             await self.rt.queue.enqueue_review(tenant_id)
-        if rating is not None and novel and not paused:
+        # a new kind of objective that went badly is worth an evolution at once; a good rating
+        # of one simply feeds the next evolution
+        if novel and is_negative(rating) and not paused:
             await self.rt.queue.enqueue_evolution(
                 tenant_id, trigger=Trigger.NEW_OBJECTIVE_TYPE.value
             )

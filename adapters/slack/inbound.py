@@ -154,7 +154,18 @@ def is_user_message(event: dict[str, Any]) -> bool:
         return False
     if event.get("bot_id") or event.get("bot_profile") or event.get("hidden"):
         return False
-    return bool(event.get("user")) and bool(event.get("ts"))
+    return well_formed(event)
+
+
+def well_formed(event: dict[str, Any]) -> bool:
+    """Every field a message is read from has Slack's type: a signed but malformed event (a
+    number for `text`, no `channel`) is acknowledged and ignored, never a 500 that Slack
+    would retry three more times."""
+    required = all(isinstance(event.get(k), str) and event.get(k) for k in ("user", "ts",
+                                                                           "channel"))
+    optional = all(isinstance(event.get(k, ""), str) for k in ("text", "thread_ts",
+                                                              "channel_type"))
+    return required and optional
 
 
 def is_direct_message(event: dict[str, Any]) -> bool:

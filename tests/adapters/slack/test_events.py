@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 from adapters.slack import inbound, outbound
@@ -75,6 +76,27 @@ async def test_malformed_bodies_are_400(local_slack: SlackWeb) -> None:
         response = await local_slack.post(Delivery(body, content_type))
         assert response.status_code == 400, body
     assert await local_slack.executions() == []
+
+
+async def test_signed_but_malformed_events_are_acknowledged_and_ignored(
+    local_slack: SlackWeb, workspace: Workspace, deliveries: Deliveries
+) -> None:
+    """A number for `text`, no `channel`, a list for `user`: 200 (Slack would retry a 5xx
+    three more times), nothing recorded, and the app still serves the next event."""
+    delivery, _ = deliveries.app_mention(workspace, "U0ALICE", CHANNEL, "hello")
+    good = json.loads(delivery.body)
+    for change in ({"text": 12345}, {"channel": None}, {"user": ["U0ALICE"]},
+                   {"thread_ts": 17.5}, {"ts": {}}):
+        bad = {**good, "event_id": f"Ev{uuid.uuid4().hex[:10]}",
+               "event": {**good["event"], **change}}
+        for kind in ("app_mention", "message"):
+            bad["event"]["type"] = kind
+            bad["event_id"] = f"Ev{uuid.uuid4().hex[:10]}"
+            response = await local_slack.post(Deliveries.json(bad))
+            assert response.status_code == 200, (change, kind, response.text)
+    assert await local_slack.executions() == []
+    assert (await local_slack.post(delivery)).status_code == 200
+    assert len(await local_slack.executions()) == 1
 
 
 async def test_a_retried_event_runs_once(slack: SlackWeb, workspace: Workspace,

@@ -32,7 +32,8 @@ async def test_a_new_objective_type_evolves_at_once_and_a_familiar_one_is_feedba
     bot: Bot,
 ) -> None:
     first = await ask(bot, "What is the capital of France?")
-    result = await rate(bot, first, 5)  # good, no comment: only its novelty queues it
+    assert not (await rate(bot, first, 5)).evolution_queued  # a good rating just feeds one
+    result = await rate(bot, first, 3)  # not good, no comment: only its novelty queues it
     assert result.evolution_queued
     await bot.drain()
 
@@ -92,10 +93,12 @@ async def test_a_rolling_window_rolls_back_and_fixes_from_the_failures(bot: Bot)
         failures.append(answer.execution_id)
         await rate(bot, answer, 1, user=f"user{i}")
         if i == 2:  # an evolution reads the first three before the window has enough
+            await bot.rt.queue.enqueue_evolution(TENANT)
             await bot.drain()
             assert await active_version(bot) == 2
             async with bot.rt.repo(TENANT) as repo:
-                assert await repo.unused_feedback() == []  # all read already
+                left = await repo.unused_feedback()
+                assert left == [], [(f.rating, e.objective, f.used_in_evolution) for f, e in left]
     await bot.drain()
 
     assert await active_version(bot) == 1
