@@ -93,7 +93,7 @@ COMMANDS: tuple[Command, ...] = (
     _tx("patterns", "", "lessons other workspaces learned in 3+ domains (shared, anonymized)",
         settings.patterns),
     _tx("apikey", "create [admin]|list|revoke <key>", "REST API / dashboard keys (admins)",
-        apikey, ADMIN, listed=False),
+        apikey, ADMIN),
     _own("apply", "<evolution id>", "apply a proposal waiting for approval (admins)",
          approval.apply, ADMIN, listed=False),
     _own("dismiss", "<evolution id>", "dismiss a proposal waiting for approval (admins)",
