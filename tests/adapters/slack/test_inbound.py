@@ -76,9 +76,11 @@ def test_mention_text_is_cleaned_and_threaded() -> None:
 @pytest.mark.parametrize(
     ("event", "is_user"),
     [
-        ({"user": "U1", "ts": "1.0", "text": "hi"}, True),
-        ({"user": "U1", "ts": "1.0", "subtype": "file_share"}, True),
-        ({"user": "U1", "ts": "1.0", "subtype": "thread_broadcast"}, True),
+        ({"user": "U1", "ts": "1.0", "channel": "C1", "text": "hi"}, True),
+        ({"user": "U1", "ts": "1.0", "channel": "C1", "subtype": "file_share"}, True),
+        ({"user": "U1", "ts": "1.0", "channel": "C1", "subtype": "thread_broadcast"}, True),
+        ({"user": "U1", "ts": "1.0", "channel": "C1", "text": 12345}, False),  # malformed
+        ({"user": "U1", "ts": "1.0", "text": "hi"}, False),  # no channel: malformed
         ({"user": "U1", "ts": "1.0", "subtype": "message_changed"}, False),
         ({"ts": "1.0", "subtype": "message_deleted"}, False),
         ({"user": "U1", "ts": "1.0", "subtype": "channel_join"}, False),
