@@ -193,27 +193,25 @@ def mention_to_message(
     event: dict[str, Any], tenant: TenantId, bot_user_id: str | None
 ) -> InboundMessage:
     """`app_mention`: answered in the thread of the mention (a new thread if top-level)."""
-    return InboundMessage(
-        tenant_id=tenant,
-        channel_id=event["channel"],
-        user_id=event["user"],
-        text=clean_text(event.get("text", ""), bot_user_id),
-        message_id=event["ts"],
-        thread_id=event.get("thread_ts") or event["ts"],
-    )
+    return _message(event, tenant, bot_user_id, event.get("thread_ts") or event["ts"])
 
 
 def message_to_message(
     event: dict[str, Any], tenant: TenantId, bot_user_id: str | None
 ) -> InboundMessage:
     """A DM (answered inline, or in its thread) or a reply in one of the bot's threads."""
+    return _message(event, tenant, bot_user_id, thread_root(event))
+
+
+def _message(event: dict[str, Any], tenant: TenantId, bot_user_id: str | None,
+             thread_id: str | None) -> InboundMessage:
     return InboundMessage(
         tenant_id=tenant,
         channel_id=event["channel"],
         user_id=event["user"],
         text=clean_text(event.get("text", ""), bot_user_id),
         message_id=event["ts"],
-        thread_id=thread_root(event),
+        thread_id=thread_id,
     )
 
 
