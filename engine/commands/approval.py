@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.commands.replies import int_arg, refuse, reply
-from engine.evolution import apply_approved, dismiss_approval
+from engine.evolution.approval import apply_approved, dismiss_approval
 from engine.runtime import Runtime
 from engine.types import CommandReply, InboundCommand
 

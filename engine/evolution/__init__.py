@@ -7,11 +7,7 @@ review.py runs the canary decision (canary.py), the degradation watches (watch.p
 promotion against its parent; window.py: recent ratings against a recent version; both roll
 back and queue the fix through rollback.py) and the tools' lifecycle; approval.py applies or
 dismisses what waits for an admin.
+
+The package imports nothing itself: other packages use the pure step modules (checks.py)
+without pulling in the whole engine, and callers import each step from its module.
 """
-
-from engine.evolution.approval import apply_approved, dismiss_approval
-from engine.evolution.attempt import Outcome
-from engine.evolution.evolve import evolve
-from engine.evolution.review import review
-
-__all__ = ["Outcome", "apply_approved", "dismiss_approval", "evolve", "review"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rq import get_current_job
 
-from engine.evolution import evolve, review
+from engine.evolution.evolve import evolve
+from engine.evolution.review import review
 from engine.execute import execute, mark_failed
 from engine.jobs.reconciler import queue_periodic_evolutions, reconcile
 from engine.jobs.worker_runtime import run_in_job_loop

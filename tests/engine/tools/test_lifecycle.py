@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from engine.evolution import review
+from engine.evolution.review import review
 from engine.execute import toolbox_for
 from engine.jobs import reconcile
 from engine.storage.models import Tool, utcnow
