@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,8 +72,11 @@ async def run_agent(
     purpose: str = "execute",
     max_tokens: int = 600,
     tool_mode: str = "auto",
+    on_text: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Answer `objective`. Raises LLMError on infrastructure failures (never learned from)."""
+    """Answer `objective`. Raises LLMError on infrastructure failures (never learned from).
+    With `on_text`, every step streams its text so far there (a step that turns into tool
+    calls is followed by the next one's text, which starts again from nothing)."""
     start = time.perf_counter()
     messages = build_messages(version, objective, history or [], guidance or Guidance())
     tools = toolbox.schemas() if tool_use(version.model, tool_mode).offered else []
@@ -81,7 +85,7 @@ async def run_agent(
         offered = tools if step < max_steps - 1 else []  # the last step must answer
         reply = await gateway.complete(
             version.model, messages, purpose=purpose, tools=offered or None,
-            temperature=version.temperature, max_tokens=max_tokens,
+            temperature=version.temperature, max_tokens=max_tokens, on_text=on_text,
         )
         result.usage.add(reply.usage)
         if not reply.tool_calls:

@@ -38,6 +38,16 @@ def _rules(system: str) -> list[str]:
 
 
 _SLEEP = re.compile(r"<<sleep:(\d+(?:\.\d+)?)>>")
+_STREAM = re.compile(r"<<stream:(\d+(?:\.\d+)?)>>")
+
+
+def _paced(reply: ScriptedReply, request: ScriptedRequest) -> ScriptedReply:
+    """`<<stream:S>>` in an objective makes a streamed answer come S seconds a word, like a
+    slow model (for tests and benchmarks of streaming)."""
+    pace = _STREAM.search(request.last_user)
+    if pace:
+        reply.token_delay_s = float(pace[1])
+    return reply
 
 
 def agent(request: ScriptedRequest) -> ScriptedReply:
@@ -310,7 +320,7 @@ def default(request: ScriptedRequest) -> ScriptedReply | str:
         return judge(request)
     if request.purpose == "tool_maker":
         return tool_maker(request)
-    return agent(request)
+    return _paced(agent(request), request)
 
 
 def install_default_scripts() -> None:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -139,7 +140,11 @@ class LLMGateway:
         temperature: float = 0.2,
         response_format: dict[str, Any] | None = None,
         max_tokens: int = 800,
+        on_text: Callable[[str], None] | None = None,
     ) -> Reply:
+        """One model call. With `on_text` the reply streams: `on_text` gets the text so far
+        as it grows, and the reply is rebuilt from the chunks, tool calls and usage included.
+        """
         if not ALLOW_MODEL_REQUESTS and not _is_offline_model(model):
             raise ModelRequestsForbidden(
                 f"real model request to {model!r} while model requests are forbidden"
@@ -154,9 +159,8 @@ class LLMGateway:
         kwargs.update({key: value for key, value in optional.items() if value})
         try:
             # litellm has its own timeout; the outer one also bounds retries and local models.
-            response = await asyncio.wait_for(
-                litellm.acompletion(**kwargs), timeout=self.timeout_s * (self.num_retries + 1)
-            )
+            call = _streamed(kwargs, on_text) if on_text else litellm.acompletion(**kwargs)
+            response = await asyncio.wait_for(call, timeout=self.timeout_s * (self.num_retries + 1))
         except (TimeoutError, litellm.exceptions.Timeout) as exc:
             raise LLMTimeout(f"{model} timed out ({purpose})") from exc
         except ModelRequestsForbidden:
@@ -197,6 +201,27 @@ class LLMGateway:
                 errors.append(f"{type(exc).__name__}: {str(exc)[:300]}")
                 conversation = _repair_request(messages, raw, errors[-1])
         return Structured(None, usage, errors, raw)
+
+
+async def _streamed(kwargs: dict[str, Any], on_text: Callable[[str], None]) -> Any:
+    """A streamed call: `on_text` sees the text so far after every chunk; the whole response
+    is litellm's rebuild of the chunks (content, tool calls, usage), so it costs and reads
+    like an unstreamed one."""
+    stream = await litellm.acompletion(
+        **kwargs, stream=True, stream_options={"include_usage": True}
+    )
+    chunks: list[Any] = []
+    text = ""
+    async for chunk in stream:
+        chunks.append(chunk)
+        piece = chunk.choices[0].delta.content if chunk.choices else None
+        if piece:
+            text += piece
+            on_text(text)
+    response = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
+    if response is None:
+        raise ValueError("the model's stream ended without a single chunk")
+    return response
 
 
 def _repair_request(messages: list[dict[str, Any]], raw: str, error: str) -> list[dict[str, Any]]:

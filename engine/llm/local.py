@@ -3,7 +3,7 @@ llama-cpp-python, exposed to litellm as a custom provider.
 
 Structured output requests are honoured with llama.cpp's JSON-schema constrained sampling,
 so even a 135M model returns parseable JSON. One model instance per process, one call at a
-time (llama.cpp contexts are not thread-safe).
+time (llama.cpp contexts are not thread-safe). Answers stream token by token when asked.
 """
 
 from __future__ import annotations
@@ -12,12 +12,16 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from litellm.llms.custom_llm import CustomLLM
-from litellm.types.utils import Message, ModelResponse
+from litellm.types.llms.openai import ChatCompletionUsageBlock
+from litellm.types.utils import GenericStreamingChunk, Message, ModelResponse
+
+from engine.llm.providers import stream_chunk
 
 _MODELS: dict[str, Any] = {}
 _LOAD_LOCK = threading.Lock()
@@ -53,8 +57,7 @@ def _load(name: str) -> Any:
         return _MODELS[name]
 
 
-def _generate(name: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-    llm = _load(name)
+def _request(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "messages": [
             {"role": m["role"], "content": str(m.get("content") or "")}
@@ -71,9 +74,37 @@ def _generate(name: str, messages: list[dict[str, Any]], params: dict[str, Any])
         kwargs["response_format"] = (
             {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
         )
+    return kwargs
+
+
+def _generate(name: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    llm = _load(name)
     with _RUN_LOCK:
-        result: dict[str, Any] = llm.create_chat_completion(**kwargs)
+        result: dict[str, Any] = llm.create_chat_completion(**_request(messages, params))
     return result
+
+
+def _generate_stream(
+    name: str, messages: list[dict[str, Any]], params: dict[str, Any],
+    emit: Callable[[str], None], stop: threading.Event,
+) -> ChatCompletionUsageBlock:
+    """llama.cpp's stream (one piece a token), each piece handed to `emit` as it comes;
+    `stop` ends it early (the caller gave up). Returns the usage."""
+    llm = _load(name)
+    request = _request(messages, params)
+    pieces = 0
+    with _RUN_LOCK:
+        for chunk in llm.create_chat_completion(**request, stream=True):
+            piece = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else None
+            if piece:
+                pieces += 1
+                emit(piece)
+            if stop.is_set():
+                break
+        prompt = "\n".join(m["content"] for m in request["messages"])
+        prompt_tokens = len(llm.tokenize(prompt.encode(), add_bos=True))
+    return ChatCompletionUsageBlock(prompt_tokens=prompt_tokens, completion_tokens=pieces,
+                                    total_tokens=prompt_tokens + pieces)
 
 
 class LocalLlamaLLM(CustomLLM):
@@ -102,6 +133,30 @@ class LocalLlamaLLM(CustomLLM):
                 "total_tokens": usage.get("total_tokens", 0),
             },
         )
+
+    async def astreaming(  # type: ignore[override]  # an async generator, as litellm calls it
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        """Tokens as llama.cpp makes them (on a thread; the event loop stays free)."""
+        name = str(kwargs.get("model", "")).split("/", 1)[-1]
+        params = dict(kwargs.get("optional_params") or {})
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(piece: str) -> None:
+            loop.call_soon_threadsafe(pieces.put_nowait, piece)
+
+        generation = asyncio.ensure_future(asyncio.to_thread(
+            _generate_stream, name, list(kwargs["messages"]), params, emit, stop))
+        generation.add_done_callback(lambda _: pieces.put_nowait(None))  # after every piece
+        try:
+            while (piece := await pieces.get()) is not None:
+                yield stream_chunk(piece)
+            usage = await generation  # the thread's error, if it failed
+        finally:
+            stop.set()
+        yield stream_chunk("", finish="stop", usage=usage)
 
     def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         raise NotImplementedError("evobot is async only: use litellm.acompletion")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import litellm
+from litellm.types.llms.openai import ChatCompletionToolCallChunk, ChatCompletionUsageBlock
+from litellm.types.utils import GenericStreamingChunk
 
 LOCAL = "local"
 SCRIPTED = "scripted"
@@ -27,6 +29,14 @@ def register() -> None:
         {"provider": SCRIPTED, "custom_handler": ScriptedLLM()},
     ]
     _registered = True
+
+
+def stream_chunk(text: str, *, tool_use: ChatCompletionToolCallChunk | None = None,
+                 finish: str = "", usage: ChatCompletionUsageBlock | None = None
+                 ) -> GenericStreamingChunk:
+    """One piece of a custom provider's stream, as litellm's stream wrapper reads it."""
+    return GenericStreamingChunk(text=text, tool_use=tool_use, is_finished=bool(finish),
+                                 finish_reason=finish, usage=usage, index=0)
 
 
 def function_calling(model: str) -> bool | None:

@@ -4,6 +4,8 @@ The fake beside the LLM port: tests (and offline demos) get deterministic answer
 real litellm call path runs. A script is a function of the request; tests register their
 own with `register_script`, and `scripted/default` is a deterministic, rule-following
 agent + reflector + judge + tool maker usable from separate processes (`evobot worker`).
+Asked for a stream, it streams the reply word by word (`token_delay_s` apart, like a slow
+model), and can break off mid-stream (`fail_after_tokens`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,22 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import litellm
 from litellm.llms.custom_llm import CustomLLM
-from litellm.types.utils import ChatCompletionMessageToolCall, Function, Message, ModelResponse
+from litellm.types.llms.openai import ChatCompletionToolCallChunk, ChatCompletionUsageBlock
+from litellm.types.utils import (
+    ChatCompletionMessageToolCall,
+    Function,
+    GenericStreamingChunk,
+    Message,
+    ModelResponse,
+)
+
+from engine.llm.providers import stream_chunk
 
 
 @dataclass
@@ -58,8 +69,12 @@ class ScriptedRequest:
 class ScriptedReply:
     content: str = ""
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    delay_s: float = 0.0  # to exercise timeouts
+    delay_s: float = 0.0  # before the reply (or its first token): to exercise timeouts
     error: Exception | None = None
+    # a pause between tokens, like a slow model (unstreamed: the reply waits for them all);
+    # with `error`, streamed: the tokens that come out before it is raised mid-stream
+    token_delay_s: float = 0.0
+    fail_after_tokens: int = 0
 
 
 ScriptResult = ScriptedReply | str
@@ -83,26 +98,64 @@ def register_script(name: str, script: Script, *, function_calling: bool = True)
 
 class ScriptedLLM(CustomLLM):
     async def acompletion(self, *args: Any, **kwargs: Any) -> ModelResponse:
-        request = _request(kwargs)
-        CALLS.append(request)
-        script = SCRIPTS.get(request.script)
-        if script is None:
-            raise litellm.exceptions.BadRequestError(
-                f"no script named {request.script!r}", model=request.script, llm_provider="scripted"
-            )
-        result = script(request)
-        if inspect.isawaitable(result):
-            result = await result
-        assert isinstance(result, str | ScriptedReply)
-        reply = ScriptedReply(content=result) if isinstance(result, str) else result
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+        request, reply = await _scripted(kwargs)
         if reply.error is not None:
             raise reply.error
+        await asyncio.sleep(reply.token_delay_s * max(len(tokenize(reply.content)) - 1, 0))
         return _response(request, reply)
+
+    async def astreaming(  # type: ignore[override]  # an async generator, as litellm calls it
+        self, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:
+        """The reply token by token (words with their spacing), then its tool calls, then
+        the finish with usage — the shape litellm's stream wrapper expects of a provider."""
+        request, reply = await _scripted(kwargs)
+        tokens = tokenize(reply.content)
+        if reply.error is not None:
+            tokens = tokens[: reply.fail_after_tokens]
+        clock = asyncio.get_running_loop().time
+        start = clock()
+        for index, token in enumerate(tokens):
+            if index:  # on schedule (the pauses add up to what the unstreamed reply waits),
+                # catching up after a stall at no more than twice the pace
+                due = start + index * reply.token_delay_s - clock()
+                await asyncio.sleep(max(reply.token_delay_s / 2, due))
+            yield stream_chunk(token)
+        if reply.error is not None:
+            raise reply.error
+        for index, (name, arguments) in enumerate(reply.tool_calls):
+            yield stream_chunk("", tool_use=ChatCompletionToolCallChunk(
+                id=f"call_{uuid.uuid4().hex[:12]}", type="function", index=index,
+                function={"name": name, "arguments": json.dumps(arguments)}))
+        yield stream_chunk("", finish="tool_calls" if reply.tool_calls else "stop",
+                           usage=_usage(request, reply))
 
     def completion(self, *args: Any, **kwargs: Any) -> ModelResponse:
         raise NotImplementedError("evobot is async only: use litellm.acompletion")
+
+
+async def _scripted(kwargs: dict[str, Any]) -> tuple[ScriptedRequest, ScriptedReply]:
+    """The request litellm handed over, and the script's reply to it (after its delay)."""
+    request = _request(kwargs)
+    CALLS.append(request)
+    script = SCRIPTS.get(request.script)
+    if script is None:
+        raise litellm.exceptions.BadRequestError(
+            f"no script named {request.script!r}", model=request.script, llm_provider="scripted"
+        )
+    result = script(request)
+    if inspect.isawaitable(result):
+        result = await result
+    assert isinstance(result, str | ScriptedReply)
+    reply = ScriptedReply(content=result) if isinstance(result, str) else result
+    if reply.delay_s:
+        await asyncio.sleep(reply.delay_s)
+    return request, reply
+
+
+def tokenize(text: str) -> list[str]:
+    """A reply's stream tokens: each word with the spacing after it (they join back exactly)."""
+    return re.findall(r"\S+\s*|\s+", text)
 
 
 def _request(kwargs: dict[str, Any]) -> ScriptedRequest:
@@ -128,7 +181,6 @@ def _response(request: ScriptedRequest, reply: ScriptedReply) -> ModelResponse:
         )
         for name, arguments in reply.tool_calls
     ]
-    prompt_tokens = sum(len(str(m.get("content") or "")) for m in request.messages) // 4
     return ModelResponse(
         id=f"scripted-{uuid.uuid4().hex[:8]}",
         created=int(time.time()),
@@ -142,9 +194,14 @@ def _response(request: ScriptedRequest, reply: ScriptedReply) -> ModelResponse:
                 ),
             }
         ],
-        usage={
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(reply.content) // 4 + 1,
-            "total_tokens": prompt_tokens + len(reply.content) // 4 + 1,
-        },
+        usage=dict(_usage(request, reply)),
     )
+
+
+def _usage(request: ScriptedRequest, reply: ScriptedReply) -> ChatCompletionUsageBlock:
+    """About four characters a token, as tokenizers go."""
+    prompt_tokens = sum(len(str(m.get("content") or "")) for m in request.messages) // 4
+    completion_tokens = len(reply.content) // 4 + 1
+    return ChatCompletionUsageBlock(prompt_tokens=prompt_tokens,
+                                    completion_tokens=completion_tokens,
+                                    total_tokens=prompt_tokens + completion_tokens)

@@ -53,6 +53,33 @@ async def test_execute_streams_server_sent_events(api: ApiProcesses) -> None:
     assert answer["data"]["version"] == 1 and answer["timestamp"]
 
 
+async def test_a_slowly_written_answer_streams_its_text_before_the_answer(
+    api: ApiProcesses,
+) -> None:
+    agent, key = await api.create_agent("tokenco")
+    agent_id = agent["instance_id"]
+    await api.execute(agent_id, key, "warm up")  # the first job opens the knowledge store
+    objective = "Name three long rivers of Europe please <<stream:0.3>>"  # a word each 0.3 s
+    url = api.base_url.replace("http", "ws") + f"/v1/agents/{agent_id}/stream"
+    async with connect(url, additional_headers=bearer(key)) as ws:
+        await next_of(ws, "subscribed")
+        events = await sse_events(api.web, f"/v1/agents/{agent_id}/execute", key,
+                                  {"objective": objective, "stream": True})
+        followed = [await next_of(ws, "answer_delta", "answer")]
+        while followed[-1]["type"] != "answer":
+            followed.append(await next_of(ws, "answer_delta", "answer"))
+
+    types = [e["type"] for e in events]
+    assert types[:2] == ["queued", "started"] and types[-1] == "answer", types
+    answer = events[-1]["data"]["text"]
+    assert answer == f"Answer to: {objective}"
+    for stream in (events[2:-1], followed[:-1]):
+        partial = [e["data"]["text"] for e in stream]
+        assert partial and {e["type"] for e in stream} == {"answer_delta"}
+        assert all(answer.startswith(text) for text in partial) and partial[0] != answer
+    assert followed[-1]["data"]["text"] == answer
+
+
 async def test_websocket_follows_the_agent(api: ApiProcesses) -> None:
     agent, key = await api.create_agent("wsco")
     agent_id = agent["instance_id"]

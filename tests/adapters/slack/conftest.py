@@ -46,6 +46,8 @@ def slack_config(stack: Stack, double: SlackDouble, *, token: str | None = None,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": double.api_url,
         "EVOBOT_SLACK_PACE_S": 0,
+        # answers posted whole however slow the machine is (streaming tests opt in)
+        "EVOBOT_STREAM_EVERY_S": 0,
     }
     if multi:
         values |= {"SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": CLIENT_SECRET,
