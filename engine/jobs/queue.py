@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -57,6 +57,20 @@ class RQJobQueue:
             self._enqueue_unique, self.executions, f"execute-{execution_id}", execute_job,
             execution_id,
         )
+
+    async def enqueue_executions(self, execution_ids: Sequence[int]) -> None:
+        """Fresh executions in one pipeline: their ids were just allocated, so no live job
+        can have them (a stray one would only be claimed once — `claim_execution`)."""
+        if execution_ids:
+            await asyncio.to_thread(self._enqueue_fresh, list(execution_ids))
+
+    def _enqueue_fresh(self, execution_ids: list[int]) -> None:
+        self.executions.enqueue_many([
+            Queue.prepare_data(execute_job, (execution_id,), job_id=f"execute-{execution_id}",
+                               retry=self._retry(), timeout=self.job_timeout_s,
+                               result_ttl=3600, failure_ttl=86400)
+            for execution_id in execution_ids
+        ])
 
     async def enqueue_evolution(
         self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"

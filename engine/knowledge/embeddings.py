@@ -38,6 +38,7 @@ import hashlib
 import os
 import re
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +95,16 @@ def _normalised_rows(matrix: npt.NDArray[np.float32]) -> Embeddings:
 
 @register_embedding_function
 class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
-    """all-MiniLM-L6-v2 (int8 ONNX): mean pooling over tokens, L2-normalised."""
+    """all-MiniLM-L6-v2 (int8 ONNX): mean pooling over tokens, L2-normalised.
+
+    Every instance shares the process's one model (`_MODEL`) and one cache of recent
+    vectors by text (`_CACHE`): an objective is embedded to find its lessons, again when it
+    is recorded, again in replay and grouping — each a 15-30 ms model call on a busy CPU."""
 
     identity = DEFAULT_MODEL
 
     def __init__(self, batch_size: int = 64) -> None:
         self.batch_size = batch_size
-        self._lock = threading.Lock()
-        self._session: Any = None
-        self._tokenizer: Any = None
 
     @staticmethod
     def name() -> str:
@@ -125,44 +127,94 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         texts = list(input)
         if not texts:
             return []
-        self._load()
-        vectors = np.zeros((len(texts), 384), dtype=np.float32)
-        # Sorting by length keeps padding (wasted compute) small in each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start : start + self.batch_size]
-            vectors[batch] = self._embed_batch([texts[i] for i in batch])
-        return _normalised_rows(vectors)
+        cached = _CACHE.get_many(texts)
+        missing = sorted({t for t, v in zip(texts, cached, strict=True) if v is None}, key=len)
+        fresh = dict(zip(missing, self._embed_all(missing), strict=True)) if missing else {}
+        _CACHE.put_many(missing, [fresh[t] for t in missing])
+        # copies: callers may scale them in place
+        return [np.array(v if v is not None else fresh[t])
+                for t, v in zip(texts, cached, strict=True)]
 
-    def _embed_batch(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self._session.run(None, feeds)[0]
-        summed = (hidden * mask[..., None]).sum(axis=1)
-        counts = np.maximum(mask.sum(axis=1, keepdims=True), 1)
-        return np.asarray(summed / counts, dtype=np.float32)
+    def _embed_all(self, texts: list[str]) -> Embeddings:
+        """Texts sorted by length, so that padding (wasted compute) stays small per batch."""
+        session, tokenizer = _MODEL.load()
+        rows: Embeddings = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = _embed_batch(session, tokenizer, texts[start : start + self.batch_size])
+            rows += list(_normalised_rows(batch))
+        return rows
 
-    def _load(self) -> None:
-        # Loaded on first use: importing the module (or building a store with
-        # another model) must not cost the 23 MB model load.
+
+def _embed_batch(session: Any, tokenizer: Any, texts: list[str]) -> npt.NDArray[np.float32]:
+    encodings = tokenizer.encode_batch(texts)
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    hidden = session.run(None, feeds)[0]
+    summed = (hidden * mask[..., None]).sum(axis=1)
+    counts = np.maximum(mask.sum(axis=1, keepdims=True), 1)
+    return np.asarray(summed / counts, dtype=np.float32)
+
+
+class _SharedModel:
+    """The ONNX session and tokenizer, loaded once per process on first use: importing the
+    module (or building a store with another model) must not cost the 23 MB model load,
+    and every worker thread's store shares it (onnxruntime's `run` is thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: tuple[Any, Any] | None = None
+
+    def load(self) -> tuple[Any, Any]:
         with self._lock:
-            if self._session is not None:
-                return
-            import onnxruntime
-            from tokenizers import Tokenizer
+            if self._loaded is None:
+                self._loaded = _load_minilm()
+            return self._loaded
 
-            model_path = _minilm_model_path()
-            tokenizer = Tokenizer.from_file(str(_TOKENIZER_PATH))
-            tokenizer.enable_truncation(max_length=_MINILM_MAX_TOKENS)
-            tokenizer.enable_padding()  # to the longest text of the batch
-            options = onnxruntime.SessionOptions()
-            options.log_severity_level = 3  # warnings about unused initialisers are noise
-            self._session = onnxruntime.InferenceSession(
-                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-            self._tokenizer = tokenizer
+
+def _load_minilm() -> tuple[Any, Any]:
+    import onnxruntime
+    from tokenizers import Tokenizer
+
+    model_path = _minilm_model_path()
+    tokenizer = Tokenizer.from_file(str(_TOKENIZER_PATH))
+    tokenizer.enable_truncation(max_length=_MINILM_MAX_TOKENS)
+    tokenizer.enable_padding()  # to the longest text of the batch
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # warnings about unused initialisers are noise
+    session = onnxruntime.InferenceSession(
+        str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    return session, tokenizer
+
+
+class _VectorCache:
+    """The most recently used vectors by text, bounded (2,048 x 384 floats: 3 MB), shared
+    by the threads of a process."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._vectors: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
+
+    def get_many(self, texts: list[str]) -> list[npt.NDArray[np.float32] | None]:
+        with self._lock:
+            found = [self._vectors.get(text) for text in texts]
+            for text, vector in zip(texts, found, strict=True):
+                if vector is not None:
+                    self._vectors.move_to_end(text)
+            return found
+
+    def put_many(self, texts: list[str], vectors: Embeddings) -> None:
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._vectors[text] = np.asarray(vector, dtype=np.float32)
+            while len(self._vectors) > self.size:
+                self._vectors.popitem(last=False)
+
+
+_MODEL = _SharedModel()
+_CACHE = _VectorCache()
 
 
 def _minilm_model_path() -> Path:

@@ -11,16 +11,17 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
-from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def create_engine(database_url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL and a busy timeout so worker and web can share it."""
+    """An async engine; SQLite gets WAL and a busy timeout so worker and web can share it,
+    and a small pool: opening a connection (aiosqlite starts a thread for each, then the
+    pragmas) cost more than the insert that records a message."""
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
-            database_url, connect_args={"timeout": 30}, poolclass=NullPool
+            database_url, connect_args={"timeout": 30}, pool_size=4, max_overflow=8
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

