@@ -53,7 +53,8 @@ def test_category_keyboard_round_trips_within_the_limit() -> None:
 
 def test_category_garbage_is_not_a_choice() -> None:
     for garbage in ("fc:1:2:banana", "fc:1:2:", "fc:x:2:tone", "fc:1:tone", "fc:1:2:tone:3",
-                    "fc:1:2:Too long", "fc:" + "9" * 30 + ":2:tone"):
+                    "fc:1:2:Too long", "fc:" + "9" * 30 + ":2:tone",
+                    f"fc:{2**63}:2:tone", f"fb:{2**63}:3"):  # past the database's integer
         assert parse_callback(garbage) is None, garbage
 
 
