@@ -1,5 +1,5 @@
 """`evobot` command line: chat, worker, serve, slack, telegram, migrate, export, forget,
-apikey."""
+apikey, agent (export / import an agent file)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from rich.console import Console
 from bot.config import Config, load_config
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from engine.runtime import Runtime
 
 
@@ -32,7 +34,7 @@ async def _chat(config: Config, tenant: str) -> None:
     from engine.service import EvobotService
 
     console = Console()
-    notifier = ConsoleNotifier(console)
+    notifier = ConsoleNotifier(console, outbox=config.data_dir / "outbox")
 
     def router():  # type: ignore[no-untyped-def]
         r = make_notifier(config)
@@ -165,6 +167,82 @@ def _apikey_parser(sub: Any) -> None:
     revoke.add_argument("prefix", help="e.g. evk_1a2B3c4D")
 
 
+async def _agent(config: Config, args: argparse.Namespace) -> int:
+    """`agent export` writes the agent file; `agent import` makes a version of it."""
+    from bot.platforms import make_notifier
+    from bot.wiring import build_runtime, close_runtime
+
+    runtime = await build_runtime(config, make_notifier(config))
+    try:
+        if args.action == "export":
+            return await _agent_export(runtime, args)
+        return await _agent_import(runtime, args)
+    finally:
+        await close_runtime(runtime)
+
+
+async def _agent_export(runtime: Runtime, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine.portable_export import FeedbackStaysHome, export_agent
+
+    err = Console(stderr=True)
+    try:
+        exported = await export_agent(runtime, args.tenant, with_feedback=args.with_feedback)
+    except (LookupError, FeedbackStaysHome) as exc:
+        err.print(f"[red]{exc}[/]")
+        return 1
+    file = exported.file()
+    path = Path(args.out or file.name)
+    await asyncio.to_thread(path.write_bytes, file.data)
+    err.print(f"[green]exported[/] {args.tenant} → {path}: {exported.caption()}")
+    return 0
+
+
+async def _agent_import(runtime: Runtime, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from engine.portable import MAX_FILE_BYTES, ImportRefused
+    from engine.portable_import import import_agent
+    from engine.service import EvobotService
+
+    err = Console(stderr=True)
+    path = Path(args.file)
+    try:  # never more than the cap (+1 to see it's over)
+        data = await asyncio.to_thread(_read_capped, path, MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        err.print(f"[red]can't read {path}: {exc.strerror}[/]")
+        return 1
+    async with runtime.repo(args.tenant) as repo:  # the agent exists from now on
+        await EvobotService(runtime).ensure_tenant(repo)
+    try:
+        imported = await import_agent(runtime, args.tenant, data, actor="cli", channel_id=None)
+    except ImportRefused as exc:
+        err.print(f"[red]nothing imported:[/] {exc}")
+        return 1
+    err.print(f"[green]imported[/] {path} into {args.tenant}: v{imported.from_version} → "
+              f"v{imported.to_version} · {imported.details()}")
+    return 0
+
+
+def _read_capped(path: Path, limit: int) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(limit)
+
+
+def _agent_parser(sub: Any) -> None:
+    agent = sub.add_parser("agent", help="move an agent between workspaces as a JSON file")
+    actions = agent.add_subparsers(dest="action", required=True)
+    export = actions.add_parser("export", help="write the agent (versions, tools, learnings)")
+    export.add_argument("tenant", help="e.g. slack:T0123")
+    export.add_argument("--out", help="file (default: evobot-agent-<tenant>-v<n>.json)")
+    export.add_argument("--with-feedback", action="store_true",
+                        help="include users' ratings and comments (not in isolated mode)")
+    load = actions.add_parser("import", help="a new version of the agent from a file")
+    load.add_argument("tenant", help="the agent to import into, e.g. telegram:-100123")
+    load.add_argument("file")
+
+
 def _confirmed(tenant: str, yes: bool) -> bool:
     if yes:
         return True
@@ -193,6 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     forget.add_argument("tenant")
     forget.add_argument("--yes", action="store_true", help="don't ask for confirmation")
     _apikey_parser(sub)
+    _agent_parser(sub)
     return parser
 
 
@@ -223,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "apikey":
         _logging(args.log_level, fmt)
         return asyncio.run(_apikey(config, args))
+    elif args.command == "agent":
+        _logging(args.log_level, fmt)
+        return asyncio.run(_agent(config, args))
     elif args.command == "migrate":
         _logging(args.log_level, fmt)
         asyncio.run(_migrate(config))

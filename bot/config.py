@@ -55,7 +55,13 @@ class Config(BaseSettings):
     # how often each active tenant gets an evolution over its recent answers (0: never)
     periodic_evolution_s: float = Field(default=86_400.0, alias="EVOBOT_PERIODIC_EVOLUTION_S")
     stale_running_s: float = Field(default=45.0, alias="EVOBOT_STALE_RUNNING_S")
+    # a pending execution older than this whose job is gone is queued again by the reconciler
+    pending_grace_s: float = Field(default=15.0, alias="EVOBOT_PENDING_GRACE_S")
     heartbeat_s: float = Field(default=10.0, alias="EVOBOT_HEARTBEAT_S")
+    # one sandboxed tool call (the python tool loading pandas and drawing a chart needs ~2 s)
+    tool_timeout_s: float = Field(default=20.0, alias="EVOBOT_TOOL_TIMEOUT_S")
+    # a streamed answer is edited at most every this many seconds (0: post answers whole)
+    stream_every_s: float = Field(default=0.5, ge=0, alias="EVOBOT_STREAM_EVERY_S")
     allow_model_requests: bool = Field(default=True, alias="EVOBOT_ALLOW_MODEL_REQUESTS")
     # REST API, dashboard, operator metrics and logs
     log_format: Literal["text", "json"] = Field(default="text", alias="LOG_FORMAT")
@@ -101,8 +107,12 @@ class Config(BaseSettings):
             ],
             admins=self.admins,
             stale_running_s=self.stale_running_s,
+            pending_grace_s=self.pending_grace_s,
             heartbeat_s=self.heartbeat_s,
+            stream_every_s=self.stream_every_s,
             periodic_evolution_s=self.periodic_evolution_s,
+            files_dir=self.data_dir / "files",
+            tool_timeout_s=self.tool_timeout_s,
         )
 
 

@@ -76,6 +76,9 @@ LLM_COST = Counter("evobot_llm_cost_usd", "Model cost in US dollars by purpose."
                    registry=REGISTRY)
 JOB_SECONDS = Histogram("evobot_job_seconds", "Job durations by job and outcome.",
                         ["job", "outcome"], buckets=JOB_BUCKETS, registry=REGISTRY)
+RECONCILED = Counter("evobot_reconciled", "Work the reconciler queued again (its job was lost, "
+                     "or failed while the database was down), by kind.", ["kind"],
+                     registry=REGISTRY)
 SANDBOX_RUNS = Counter("evobot_sandbox_runs", "Sandbox runs by outcome.", ["outcome"],
                        registry=REGISTRY)
 
@@ -318,6 +321,9 @@ def record_job(job: Job, ok: bool, seconds: float) -> None:
         trigger = job.args[1] if len(job.args) > 1 else job.kwargs.get("trigger", "feedback")
         decision = str(result).split(":", 1)[0] if ok else "error"
         EVOLUTIONS.labels(str(trigger), decision).inc()
+    elif name == "reconcile_job" and isinstance(result, dict):
+        for kind, count in result.items():
+            RECONCILED.labels(str(kind)).inc(count)
 
 
 class ObservedWorker(SimpleWorker):

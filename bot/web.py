@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from adapters.common.body_limit import BodyLimit
+from adapters.common.outage import answer_outages_with_503
 from bot.config import Config
 from bot.wiring import RedisHandle, build_runtime, close_runtime, connect_redis
 from engine.runtime import Runtime
@@ -146,6 +148,9 @@ async def build_web(config: Config, *, embedded_worker: bool | None = None) -> W
         routes += mount.routes
     web.app = Starlette(routes=routes, lifespan=_lifespan(mounts))
     web.app.add_middleware(HttpMetrics)
+    answer_outages_with_503(web.app)
+    # outermost: an oversized body is refused before a signature check or a JSON parse
+    web.app.add_middleware(BodyLimit, limits=body_limits(mounts))
     if embedded_worker if embedded_worker is not None else not config.redis_url:
         # the embedded default: no REDIS_URL, so no separate `evobot worker` can reach our
         # private Redis — run the worker in this process
@@ -158,6 +163,14 @@ async def build_web(config: Config, *, embedded_worker: bool | None = None) -> W
 
         web.closers.append(stop_worker)
     return web
+
+
+def body_limits(mounts: list[WebMount]) -> dict[str, int]:
+    """Each mount's `body_limits` (path prefix → bytes); the API limits its own bodies."""
+    limits: dict[str, int] = {}
+    for mount in mounts:
+        limits |= getattr(mount, "body_limits", {})
+    return limits
 
 
 def _lifespan(mounts: list[WebMount]) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:

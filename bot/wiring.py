@@ -14,7 +14,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from bot.config import Config
-from engine.jobs import RedisLocks, RQJobQueue
+from engine.jobs import RedisLocks, RedisStamps, RQJobQueue
 from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
 from engine.llm import gateway as llm_gateway
 from engine.llm.gateway import LLMGateway
@@ -178,6 +178,7 @@ async def build_runtime(
         sandbox=make_sandbox(config),
         knowledge=LazyKnowledge(config),
         tool_maker=handle_tool_learning,
+        stamps=RedisStamps(redis.asyncio_client()),
     )
 
 

@@ -7,6 +7,11 @@ calls, answered in Slack's documented shapes — `{"ok": true, ...}` or HTTP 200
 is recorded; failures are scriptable per method (`rate_limit`, `fail`). Workspaces are
 isolated: a token only reaches its own team's channels (`channel_not_found` otherwise).
 
+The bot's messages are kept as a user would see them, and every change (post, update,
+delete, streamed text) is appended to `timeline`, so tests can see what was visible before an
+answer was complete. Streaming (chat.startStream / appendStream / stopStream) can be refused
+per workspace with Slack's error name (`refuse_streaming`).
+
 `Deliveries` builds and signs what Slack sends the app: Events API callbacks, interactivity
 (`payload=` form) and slash commands (form), with Slack's v0 HMAC signature.
 """
@@ -26,7 +31,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from aiohttp import web
 
@@ -120,6 +125,62 @@ class Call:
 
 
 @dataclass
+class HostedFile:
+    """A file users shared, served at its `url_private_download` to its workspace's token."""
+
+    team_id: str
+    name: str
+    data: bytes
+    stream_bytes: int = 0  # > 0: serve that many zero bytes, chunked, whatever `data` says
+
+
+@dataclass
+class UploadedFile:
+    """A file the bot uploaded (files.getUploadURLExternal → upload → completeUpload)."""
+
+    file_id: str
+    filename: str
+    data: bytes = b""
+    title: str = ""
+    channel: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    shared: bool = False
+
+
+@dataclass
+class Shown:
+    """One bot message as a user saw it at one moment (an entry of the double's timeline)."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None
+    text: str  # the body: streamed Markdown (unescaped), or the section blocks' text
+    blocks: list[dict[str, Any]]
+    streaming: bool = False
+    deleted: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _sections_text(blocks: list[dict[str, Any]]) -> str:
+    return "\n".join(str((b.get("text") or {}).get("text", "")) for b in blocks
+                     if isinstance(b, dict) and b.get("type") == "section")
+
+
+def _stream_text(params: dict[str, Any]) -> str:
+    """`markdown_text`, or the text of `markdown_text` chunks (slack_sdk's stream helper)."""
+    text = str(params.get("markdown_text") or "")
+    for chunk in params.get("chunks") or []:
+        if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
+            text += str(chunk.get("text") or "")
+    return text
+
+
+@dataclass
 class Scripted:
     method: str
     status: int
@@ -145,6 +206,12 @@ class SlackDouble:
         self.sockets: list[web.WebSocketResponse] = []
         self.socket_acks: list[dict[str, Any]] = []
         self._scripts: list[Scripted] = []
+        self.hosted: dict[str, HostedFile] = {}  # by file id
+        self.uploaded: dict[str, UploadedFile] = {}  # by file id
+        self.messages: dict[tuple[str, str], Shown] = {}  # (channel, ts): the bot's, as seen
+        self.timeline: list[Shown] = []  # every change to a bot message, in order
+        self.no_streaming: dict[str, str] = {}  # team id -> the error streaming gets
+        self.statuses: dict[tuple[str, str], str] = {}  # (channel, thread): assistant status
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -156,6 +223,8 @@ class SlackDouble:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{id}", self._response_url)
         app.router.add_get("/link/", self._socket)
+        app.router.add_get("/files-pri/{id}/{name}", self._download)
+        app.router.add_post("/upload/{id}", self._upload)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -232,6 +301,15 @@ class SlackDouble:
     def fail(self, method: str, error: str, *, times: int = 1) -> None:
         self._scripts.append(Scripted(method, 200, error, None, times))
 
+    def outage(self, method: str, *, status: int = 503, times: int = 1) -> None:
+        """The next `times` calls of `method` get an HTTP `status` (5xx) and do nothing."""
+        self._scripts.append(Scripted(method, status, "service_unavailable", None, times))
+
+    def refuse_streaming(self, team_id: str,
+                         error: str = "method_not_supported_for_channel_type") -> None:
+        """chat.startStream / appendStream / stopStream answer `error` in this workspace."""
+        self.no_streaming[team_id] = error
+
     # --- assertions ------------------------------------------------------------------------
 
     def calls_to(self, method: str, *, ok: bool | None = None) -> list[Call]:
@@ -241,6 +319,19 @@ class SlackDouble:
     def posts(self, channel: str | None = None) -> list[Call]:
         return [c for c in self.calls_to("chat.postMessage", ok=True)
                 if channel is None or c.params.get("channel") == channel]
+
+    def thread(self, channel: str, thread_ts: str | None = None) -> list[Shown]:
+        """The bot's messages a user sees now in a thread (or the whole channel), oldest
+        first."""
+        return sorted((m for m in self.messages.values()
+                       if m.channel == channel and not m.deleted
+                       and (thread_ts is None or m.thread_ts == thread_ts)),
+                      key=lambda m: m.ts)
+
+    def seen(self, channel: str, ts: str | None = None) -> list[Shown]:
+        """The timeline of the bot's messages in a channel (or of one message)."""
+        return [m for m in self.timeline
+                if m.channel == channel and (ts is None or m.ts == ts)]
 
     def ephemerals(self, user: str | None = None) -> list[Call]:
         return [c for c in self.calls_to("chat.postEphemeral", ok=True)
@@ -274,7 +365,7 @@ class SlackDouble:
                 params.update(body if isinstance(body, dict) else {})
             else:
                 params.update({k: v[0] for k, v in parse_qs(raw.decode()).items()})
-        for key in ("blocks", "view", "attachments"):
+        for key in ("blocks", "view", "attachments", "files"):
             if isinstance(params.get(key), str):
                 with contextlib.suppress(ValueError):
                     params[key] = json.loads(params[key])
@@ -324,6 +415,81 @@ class SlackDouble:
     async def _response_url(self, request: web.Request) -> web.Response:
         self.responses.append(await request.json())
         return web.Response(text="ok")
+
+    # --- files ------------------------------------------------------------------------------
+
+    def host_file(self, ws: Workspace, name: str, data: bytes = b"", *,
+                  mimetype: str = "application/octet-stream", declared_size: int | None = None,
+                  stream_bytes: int = 0) -> dict[str, Any]:
+        """A file shared in `ws`, as it appears in a message event's `files`. `declared_size`
+        may lie; `stream_bytes` serves an endless-looking stream of that many bytes."""
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self.hosted[file_id] = HostedFile(ws.team_id, name, data, stream_bytes)
+        url = f"{self.url}/files-pri/{file_id}/{quote(name, safe='')}"
+        return {
+            "id": file_id, "name": name, "title": name, "mimetype": mimetype,
+            "filetype": name.rsplit(".", 1)[-1], "size": declared_size
+            if declared_size is not None else len(data),
+            "mode": "hosted", "is_external": False, "url_private": url,
+            "url_private_download": url + "?download=1",
+        }
+
+    def uploads(self, channel: str | None = None) -> list[UploadedFile]:
+        """Files the bot uploaded and shared (into `channel`, if given), in order."""
+        return [f for f in self.uploaded.values()
+                if f.shared and (channel is None or f.channel == channel)]
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        hosted = self.hosted.get(request.match_info["id"])
+        token = self._token(request, {})
+        ws = self.workspaces.get(token or "")
+        self.calls.append(Call("files.download", token, {"id": request.match_info["id"]}))
+        if hosted is None or ws is None or ws.team_id != hosted.team_id:
+            # what Slack does without a valid token: a redirect to the sign-in page
+            raise web.HTTPFound(f"{self.url}/signin")
+        if not hosted.stream_bytes:
+            return web.Response(body=hosted.data, content_type="application/octet-stream")
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        chunk = b"0" * 65536
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            for _ in range(hosted.stream_bytes // len(chunk)):
+                await response.write(chunk)
+        return response
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        upload = self.uploaded.get(request.match_info["id"])
+        if upload is None:
+            return web.Response(status=404, text="no such upload")
+        upload.data = await request.read()
+        return web.Response(text=f"OK - {len(upload.data)}")
+
+    def _m_files_getUploadURLExternal(self, ws: Workspace, params: dict[str, Any]
+                                      ) -> dict[str, Any]:
+        if not params.get("filename") or not str(params.get("length", "")).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self.uploaded[file_id] = UploadedFile(file_id, str(params["filename"]))
+        return {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"}
+
+    def _m_files_completeUploadExternal(self, ws: Workspace, params: dict[str, Any]
+                                        ) -> dict[str, Any]:
+        channel = params.get("channel_id")
+        error = self._channel_error(ws, channel) if channel else None
+        if error is not None:
+            return error
+        done = []
+        for item in params.get("files") or []:
+            upload = self.uploaded.get(str(item.get("id")))
+            if upload is None or not upload.data:
+                return {"ok": False, "error": "file_not_found"}
+            upload.title, upload.channel = str(item.get("title") or ""), channel
+            upload.thread_ts = params.get("thread_ts")
+            upload.initial_comment = params.get("initial_comment")
+            upload.shared = bool(channel)
+            done.append({"id": upload.file_id, "name": upload.filename, "title": upload.title})
+        return {"ok": True, "files": done}
 
     # --- Socket Mode -------------------------------------------------------------------------
 
@@ -395,16 +561,108 @@ class SlackDouble:
                    "text": text or "", "ts": ts, "blocks": blocks or []}
         if params.get("thread_ts"):
             message["thread_ts"] = params["thread_ts"]
+        self._show(Shown(params["channel"], ts, params.get("thread_ts"),
+                         _sections_text(blocks or []) or str(text or ""), list(blocks or [])))
         return {"ok": True, "channel": params["channel"], "ts": ts, "message": message}
 
-    def _m_chat_update(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
+    def _show(self, shown: Shown) -> None:
+        self.messages[(shown.channel, shown.ts)] = shown
+        self.timeline.append(shown)
+
+    def _bot_message(self, ws: Workspace, params: dict[str, Any]
+                     ) -> tuple[Shown | None, dict[str, Any] | None]:
+        """The bot message `channel` + `ts` name, or Slack's error."""
         error = self._channel_error(ws, params.get("channel"))
         if error:
+            return None, error
+        shown = self.messages.get((str(params["channel"]), str(params.get("ts"))))
+        if shown is None or shown.deleted:
+            return None, {"ok": False, "error": "message_not_found"}
+        return shown, None
+
+    def _m_chat_update(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
+        shown, error = self._bot_message(ws, params)
+        if error or shown is None:
+            return error or {}
+        text, blocks = params.get("text"), params.get("blocks")
+        if not text and not blocks:
+            return {"ok": False, "error": "no_text"}
+        error = self._blocks_error(blocks)
+        if error:
             return error
-        if not params.get("ts"):
-            return {"ok": False, "error": "message_not_found"}
+        self._show(Shown(shown.channel, shown.ts, shown.thread_ts,
+                         _sections_text(blocks or []) or str(text or ""), list(blocks or [])))
         return {"ok": True, "channel": params["channel"], "ts": params["ts"],
                 "text": params.get("text", "")}
+
+    def _m_chat_delete(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
+        shown, error = self._bot_message(ws, params)
+        if error or shown is None:
+            return error or {}
+        self._show(Shown(shown.channel, shown.ts, shown.thread_ts, "", [], deleted=True))
+        return {"ok": True, "channel": params["channel"], "ts": params["ts"]}
+
+    # --- streaming ---------------------------------------------------------------------
+
+    def _m_chat_startStream(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
+        if ws.team_id in self.no_streaming:
+            return {"ok": False, "error": self.no_streaming[ws.team_id]}
+        channel = str(params.get("channel") or "")
+        error = self._channel_error(ws, channel)
+        if error:
+            return error
+        if not channel.startswith("D") and not (params.get("recipient_user_id")
+                                                and params.get("recipient_team_id")):
+            return {"ok": False, "error": "invalid_arguments"}  # required outside DMs
+        text = _stream_text(params)
+        if len(text) > 12_000:
+            return {"ok": False, "error": "msg_too_long"}
+        ts = self.next_ts()
+        self._show(Shown(channel, ts, params.get("thread_ts"), _unescape(text), [],
+                         streaming=True))
+        return {"ok": True, "channel": channel, "ts": ts}
+
+    def _streaming(self, ws: Workspace, params: dict[str, Any]
+                   ) -> tuple[Shown | None, dict[str, Any] | None]:
+        if ws.team_id in self.no_streaming:
+            return None, {"ok": False, "error": self.no_streaming[ws.team_id]}
+        shown, error = self._bot_message(ws, params)
+        if error or shown is None:
+            return None, error
+        if not shown.streaming:
+            return None, {"ok": False, "error": "message_not_in_streaming_state"}
+        if len(_stream_text(params)) > 12_000:
+            return None, {"ok": False, "error": "msg_too_long"}
+        return shown, None
+
+    def _m_chat_appendStream(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
+        shown, error = self._streaming(ws, params)
+        if error or shown is None:
+            return error or {}
+        self._show(Shown(shown.channel, shown.ts, shown.thread_ts,
+                         shown.text + _unescape(_stream_text(params)), [], streaming=True))
+        return {"ok": True, "channel": shown.channel, "ts": shown.ts}
+
+    def _m_chat_stopStream(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
+        shown, error = self._streaming(ws, params)
+        if error or shown is None:
+            return error or {}
+        blocks = params.get("blocks") or []
+        error = self._blocks_error(blocks)
+        if error:
+            return error
+        self._show(Shown(shown.channel, shown.ts, shown.thread_ts,
+                         shown.text + _unescape(_stream_text(params)), list(blocks)))
+        return {"ok": True, "channel": shown.channel, "ts": shown.ts}
+
+    def _m_assistant_threads_setStatus(self, ws: Workspace, params: dict[str, Any]
+                                       ) -> dict[str, Any]:
+        error = self._channel_error(ws, params.get("channel_id"))
+        if error:
+            return error
+        self.statuses[(str(params["channel_id"]), str(params.get("thread_ts")))] = str(
+            params.get("status", ""))
+        return {"ok": True}
 
     def _m_chat_postEphemeral(self, ws: Workspace, params: dict[str, Any]) -> dict[str, Any]:
         error = self._channel_error(ws, params.get("channel"))
@@ -548,13 +806,17 @@ class Deliveries:
 
     def app_mention(self, ws: Workspace, user: str, channel: str, text: str, *,
                     ts: str | None = None, thread_ts: str | None = None,
-                    event_id: str | None = None) -> tuple[Delivery, str]:
+                    event_id: str | None = None,
+                    files: list[dict[str, Any]] | None = None) -> tuple[Delivery, str]:
+        """`files` (from SlackDouble.host_file) make it a mention that shares files."""
         ts = ts or self.ts()
         event: dict[str, Any] = {
             "type": "app_mention", "user": user, "text": f"<@{ws.bot_user_id}> {text}",
             "ts": ts, "channel": channel, "event_ts": ts, "team": ws.team_id,
             "client_msg_id": str(uuid.uuid4()),
         }
+        if files:
+            event["files"] = files
         if thread_ts:
             event["thread_ts"] = thread_ts
         return self.event(ws.team_id, event, event_id=event_id), ts

@@ -6,6 +6,11 @@ It records every request, keeps the messages it "sent", long-polls getUpdates, a
 getChatMember from a table, validates HTML like Telegram does (unknown or unbalanced tags and
 bare <, >, & → 400 "can't parse entities"; over 4,096 characters → 400 "message is too long"),
 and can be scripted to fail: 429 with retry_after, or any 400.
+
+What a user sees is kept in `timeline` (every send, edit, delete and draft, in order), so
+tests can tell partial text was visible before an answer was complete. Drafts
+(sendMessageDraft) are private chats' only; `drafts_available = False` answers them the way
+a Bot API without the method does (404 Not Found).
 """
 
 from __future__ import annotations
@@ -115,6 +120,29 @@ class Call:
 
 
 @dataclass
+class Seen:
+    """What a user saw at one moment: a message (by id) or a chat's draft (message_id None)."""
+
+    chat_id: int
+    message_id: int | None
+    text: str  # as shown (entities parsed)
+    html: str | None
+    deleted: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class StoredFile:
+    """A file users sent (getFile serves its path) or the bot sent (sendPhoto/Document)."""
+
+    file_id: str
+    name: str
+    data: bytes = b""
+    size: int | None = None  # what getFile and the update declare (may lie)
+    stream_bytes: int = 0  # > 0: the download serves that many bytes, chunked
+
+
+@dataclass
 class Failure:
     method: str
     status: int
@@ -137,7 +165,11 @@ class BotApiDouble:
         self.chat_types: dict[int, str] = {}
         self.failures: list[Failure] = []
         self.webhook: dict[str, Any] = {}
+        self.timeline: list[Seen] = []
+        self.drafts: dict[int, Seen] = {}  # chat id → the draft shown now
+        self.drafts_available = True
         self._updates: list[dict[str, Any]] = []
+        self.files: dict[str, StoredFile] = {}  # by file id: users' and the bot's
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(10_000)
         self._changed = asyncio.Condition()
@@ -153,6 +185,7 @@ class BotApiDouble:
     async def start(self) -> BotApiDouble:
         app = web.Application(client_max_size=8 << 20)
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         self.port = free_port()
@@ -201,6 +234,11 @@ class BotApiDouble:
     def attempts(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
+    def seen(self, chat_id: int, message_id: int | None = None) -> list[Seen]:
+        """The timeline of one chat (or of one of its messages)."""
+        return [s for s in self.timeline if s.chat_id == chat_id
+                and (message_id is None or s.message_id == message_id)]
+
     def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         """Messages the bot sent (as stored, edits applied), oldest first."""
         return [m for m in self.messages.values()
@@ -235,6 +273,10 @@ class BotApiDouble:
         if request.can_read_body:
             form = await request.post()
             for key, value in form.items():
+                if isinstance(value, web.FileField):  # an uploaded file (sendPhoto, …)
+                    params[key] = StoredFile(f"up{len(self.files)}", value.filename,
+                                             value.file.read())
+                    continue
                 params[key] = value if isinstance(value, str) else str(value)
         for key, value in list(params.items()):
             if key in TEXT_KEYS or not isinstance(value, str):
@@ -257,6 +299,8 @@ class BotApiDouble:
                 extra = {"retry_after": failure.retry_after} if failure.retry_after else None
                 return _error(failure.status, failure.description, extra)
             handler = getattr(self, "api_" + method, None)
+            if method == "sendMessageDraft" and not self.drafts_available:
+                handler = None  # an older Bot API: no such method
             if handler is None:
                 call.status = 404
                 return _error(404, "Not Found")
@@ -318,6 +362,9 @@ class BotApiDouble:
             **message, "html": params.get("text"), "parse_mode": params.get("parse_mode"),
             "reply_parameters": params.get("reply_parameters"), "reply_markup": markup,
         }
+        self.timeline.append(Seen(chat_id, message["message_id"], text, params.get("text")))
+        if self.drafts.pop(chat_id, None) is not None:  # the message replaces the draft
+            self.timeline.append(Seen(chat_id, None, "", None, deleted=True))
         if isinstance(markup, dict) and "inline_keyboard" in markup:
             message["reply_markup"] = markup  # Telegram echoes inline keyboards only
         return message
@@ -330,12 +377,34 @@ class BotApiDouble:
         stored["text"] = self._text(params)
         stored["html"] = params.get("text")
         stored["parse_mode"] = params.get("parse_mode")
+        self.timeline.append(Seen(stored["chat"]["id"], message_id, stored["text"],
+                                  params.get("text")))
         if params.get("reply_markup"):
             stored["reply_markup"] = params["reply_markup"]
         else:
             stored.pop("reply_markup", None)
         return {k: v for k, v in stored.items()
                 if k not in ("html", "parse_mode", "reply_parameters", "reply_markup")}
+
+    async def api_deleteMessage(self, params: dict[str, Any]) -> bool:
+        message_id = int(params["message_id"])
+        stored = self.messages.get(message_id)
+        if stored is None or stored["chat"]["id"] != int(params["chat_id"]):
+            raise ValueError("message to delete not found")
+        del self.messages[message_id]
+        self.timeline.append(Seen(int(params["chat_id"]), message_id, "", None, deleted=True))
+        return True
+
+    async def api_sendMessageDraft(self, params: dict[str, Any]) -> bool:
+        chat_id = int(params["chat_id"])
+        if not int(params.get("draft_id") or 0):
+            raise ValueError("draft_id must be non-zero")
+        if self._chat(chat_id)["type"] != "private":
+            raise ValueError("TEXTDRAFT_PEER_INVALID")
+        seen = Seen(chat_id, None, self._text(params), params.get("text"))
+        self.drafts[chat_id] = seen
+        self.timeline.append(seen)
+        return True
 
     async def api_answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         return True
@@ -372,6 +441,79 @@ class BotApiDouble:
                 can_delete_stories=False,
             ).to_dict()
         return ChatMemberMember(user=user).to_dict()
+
+    # --- files ------------------------------------------------------------------------------
+
+    def host_file(self, name: str, data: bytes = b"", *, size: int | None = None,
+                  stream_bytes: int = 0) -> StoredFile:
+        """A file a user sends: put its id in a document/photo update (document_update)."""
+        stored = StoredFile(f"BQAC{len(self.files):04d}", name, data,
+                            len(data) if size is None else size, stream_bytes)
+        self.files[stored.file_id] = stored
+        return stored
+
+    def sent_files(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """Photos and documents the bot sent, oldest first: the message plus `file`."""
+        return [m for m in self.sent(chat_id) if "file" in m]
+
+    async def api_getFile(self, params: dict[str, Any]) -> dict[str, Any]:
+        stored = self.files.get(str(params.get("file_id")))
+        if stored is None:
+            raise ValueError("invalid file_id")
+        if stored.size is not None and stored.size > 20 * 1024 * 1024:
+            raise ValueError("file is too big")
+        return {"file_id": stored.file_id, "file_unique_id": stored.file_id + "u",
+                "file_size": stored.size, "file_path": f"documents/{stored.file_id}.bin"}
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        self.calls.append(Call("file", {"path": request.match_info["path"]}))
+        file_id = request.match_info["path"].rsplit("/", 1)[-1].removesuffix(".bin")
+        stored = self.files.get(file_id)
+        if request.match_info["token"] != self.token or stored is None:
+            return web.Response(status=404)
+        if not stored.stream_bytes:
+            return web.Response(body=stored.data)
+        response = web.StreamResponse()
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            for _ in range(stored.stream_bytes // 65536):
+                await response.write(b"0" * 65536)
+        return response
+
+    async def api_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._send_file(params, "photo")
+
+    async def api_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._send_file(params, "document")
+
+    def _send_file(self, params: dict[str, Any], kind: str) -> dict[str, Any]:
+        upload = params.get(kind)
+        if not isinstance(upload, StoredFile) or not upload.data:
+            raise ValueError(f"there is no {kind} in the request")
+        if kind == "photo" and not upload.data.startswith((b"\x89PNG", b"\xff\xd8\xff")):
+            raise ValueError("IMAGE_PROCESS_FAILED")
+        chat_id = int(params["chat_id"])
+        self.files[upload.file_id] = upload
+        message: dict[str, Any] = {
+            "message_id": next(self._message_ids), "date": int(time.time()),
+            "chat": self._chat(chat_id), "from": self.me.to_dict(),
+        }
+        file_info = {"file_id": upload.file_id, "file_unique_id": upload.file_id + "u",
+                     "file_size": len(upload.data)}
+        if kind == "photo":
+            message["photo"] = [{**file_info, "width": 640, "height": 480}]
+        else:
+            message["document"] = {**file_info, "file_name": upload.name}
+        if params.get("caption"):
+            message["caption"] = params["caption"]
+        if params.get("message_thread_id"):
+            message["message_thread_id"] = int(params["message_thread_id"])
+        self.messages[message["message_id"]] = {
+            **message, "file": upload, "kind": kind,
+            "reply_parameters": params.get("reply_parameters"),
+        }
+        return message
 
     async def api_getUpdates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
@@ -473,6 +615,23 @@ def text_update(chat: Chat, sender: User | None, text: str, *, update_id: int | 
                 **kwargs: Any) -> dict[str, Any]:
     msg = message(chat, sender, text, **kwargs)
     return Update(update_id=update_id or next(_ids), message=msg).to_dict()
+
+
+def document_update(chat: Chat, sender: User, file: StoredFile, caption: str = "", *,
+                    photo: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """A user sends `file` (from BotApiDouble.host_file) as a document, or as a photo."""
+    message = Message(message_id=next(_message_ids), date=NOW, chat=chat, from_user=sender,
+                      caption=caption or None, caption_entities=_entities(caption),
+                      **kwargs)
+    data = message.to_dict()
+    info = {"file_id": file.file_id, "file_unique_id": file.file_id + "u",
+            "file_size": file.size}
+    if photo:
+        data["photo"] = [{**info, "width": 90, "height": 60}, {**info, "width": 800,
+                                                                "height": 600}]
+    else:
+        data["document"] = {**info, "file_name": file.name, "mime_type": "text/csv"}
+    return {"update_id": next(_ids), "message": data}
 
 
 def edited_update(chat: Chat, sender: User, text: str) -> dict[str, Any]:

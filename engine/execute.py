@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from engine.files.execution import files_for, keep_outputs
 from engine.llm.gateway import LLMError, LLMTimeout, tool_use
 from engine.present import footer
 from engine.runner import Guidance, RunResult, run_agent
@@ -21,13 +22,18 @@ from engine.storage.cross_tenant import (
     touch_running_execution,
 )
 from engine.storage.models import Execution, utcnow
+from engine.streaming import AnswerStream
 from engine.tools.box import ToolBox
 from engine.tools.registry import ACTIVE_STATUS, OFFERED, STALE, build_toolbox
 from engine.types import (
     AgentVersionView,
+    AnswerDelta,
     AnswerReady,
+    Delivery,
     ExecutionFailed,
     ExecutionStatus,
+    MessageRef,
+    SandboxFile,
     TenantId,
     Working,
 )
@@ -97,33 +103,77 @@ async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True)
     which marks the row failed and tells the user; they are never learned from."""
     if not await claim(rt, execution_id):
         return "skipped"
+    # beating from the claim on: opening the knowledge store alone can take seconds
+    async with heartbeat(rt, execution_id):
+        return await _answer(rt, execution_id, final_attempt)
+
+
+async def _answer(rt: Runtime, execution_id: int, final_attempt: bool) -> str:
+    """The claimed execution: run the agent, streaming its answer, and deliver it."""
     job = await _load(rt, execution_id)
     row, version = job.row, job.version
-    await rt.notifier.deliver(Working(
-        tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
-        thread_id=row.thread_id, reply_to=row.message_id,
-    ))
+    await _working(rt, row)
     toolbox = await toolbox_for(
         rt, row.tenant_id, version.tools, model=version.model, temperature=version.temperature
     )
+    files = await files_for(rt, row)  # shared in this thread: read-only in the sandbox
+    toolbox.files = files.inputs
     guidance = await _guidance(rt, row, job.privacy_mode)
+    stream = _answer_stream(rt, row)
     try:
-        async with heartbeat(rt, row.id):
+        async with stream:
             result = await run_agent(
-                rt.gateway, version, row.objective, toolbox=toolbox, history=job.history,
+                rt.gateway, version, files.objective(row.objective), toolbox=toolbox,
+                history=job.history,
                 guidance=guidance, max_steps=rt.settings.max_steps,
-                tool_mode=rt.settings.llm_tools,
+                tool_mode=rt.settings.llm_tools, on_text=stream.writer,
             )
     except LLMError as exc:
-        await _failed_attempt(rt, row, exc, final_attempt)
+        await _failed_attempt(rt, row, exc, final_attempt, stream.ref)
         if final_attempt:
             return ExecutionStatus.FAILED
         raise
     await _record_tool_stats(rt, row.tenant_id, result.trace)
     await _store_result(rt, row, result)
     offered = tool_use(version.model, rt.settings.llm_tools).offered
-    await _deliver_answer(rt, job, result, len(toolbox.tools) if offered else 0)
+    made = await keep_outputs(rt, row, list(toolbox.made.values()))
+    await _deliver_answer(rt, job, result, len(toolbox.tools) if offered else 0, made,
+                          stream.ref)
     return ExecutionStatus.SUCCEEDED
+
+
+async def _working(rt: Runtime, row: Execution) -> None:
+    await rt.notifier.deliver(Working(
+        tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
+        thread_id=row.thread_id, reply_to=row.message_id,
+    ))
+
+
+def _answer_stream(rt: Runtime, row: Execution) -> AnswerStream:
+    """The answer streamed as it is written (engine/streaming.py), editing the partial
+    message an earlier attempt left, if any; the first partial message is remembered on the
+    row at once, so a re-run after this worker dies edits it rather than posting another."""
+
+    async def deliver(text: str, replaces: MessageRef | None) -> Delivery:
+        return await rt.notifier.deliver(AnswerDelta(
+            tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
+            thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
+            text=text, replaces=replaces,
+        ))
+
+    async def remember(ref: MessageRef) -> None:
+        await _remember_answer(rt, row, ref)
+
+    return AnswerStream(deliver, every_s=rt.settings.stream_every_s,
+                        replaces=_partial_answer(row), remember=remember)
+
+
+def _partial_answer(row: Execution) -> MessageRef | None:
+    """The answer message an earlier attempt of this execution left (a stream cut short)."""
+    if row.answer_channel_id is None or row.answer_message_id is None:
+        return None
+    return MessageRef(channel_id=row.answer_channel_id, message_id=row.answer_message_id,
+                      thread_id=row.thread_id)
 
 
 async def _load(rt: Runtime, execution_id: int) -> Job:
@@ -153,26 +203,33 @@ async def _store_result(rt: Runtime, row: Execution, result: RunResult) -> None:
         stored.status, stored.error = ExecutionStatus.SUCCEEDED, None
 
 
-async def _deliver_answer(rt: Runtime, job: Job, result: RunResult, tool_count: int) -> None:
-    """Post the answer; remember which platform message it became (reactions find it)."""
+async def _deliver_answer(rt: Runtime, job: Job, result: RunResult, tool_count: int,
+                          files: list[SandboxFile], streamed: MessageRef | None) -> None:
+    """Post the answer (finishing the streamed message, if there is one); remember which
+    platform message it became (reactions find it)."""
     row, number = job.row, job.version.version
     delivery = await rt.notifier.deliver(AnswerReady(
         tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
         thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
         text=result.output, version=number, tool_count=tool_count,
         duration_s=result.duration_s,
-        footer=footer(number, tool_count, result.duration_s, row.arm),
+        footer=footer(number, tool_count, result.duration_s, row.arm), files=files,
+        replaces=streamed,
     ))
-    if delivery.ref is None:
-        return
+    if delivery.ref is not None:
+        await _remember_answer(rt, row, delivery.ref)
+
+
+async def _remember_answer(rt: Runtime, row: Execution, ref: MessageRef) -> None:
     async with rt.repo(row.tenant_id) as repo:
         stored = await repo.execution(row.id)
         assert stored is not None
-        stored.answer_channel_id = delivery.ref.channel_id
-        stored.answer_message_id = delivery.ref.message_id
+        stored.answer_channel_id = ref.channel_id
+        stored.answer_message_id = ref.message_id
 
 
-async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: bool) -> None:
+async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: bool,
+                          streamed: MessageRef | None) -> None:
     reason = (
         "The model took too long to answer."
         if isinstance(exc, LLMTimeout)
@@ -186,7 +243,8 @@ async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: boo
         stored.status = ExecutionStatus.FAILED if final else ExecutionStatus.PENDING
     if final:
         await _tell_failed(
-            rt, row, f"{reason} Please try again — this doesn't count against the agent."
+            rt, row, f"{reason} Please try again — this doesn't count against the agent.",
+            streamed,
         )
 
 
@@ -196,11 +254,14 @@ async def mark_failed(rt: Runtime, execution_id: int, reason: str) -> None:
     if row is None:
         return
     await _tell_failed(
-        rt, row, "Something went wrong while answering; it has been logged. Please try again."
+        rt, row, "Something went wrong while answering; it has been logged. Please try again.",
+        _partial_answer(row),
     )
 
 
-async def _tell_failed(rt: Runtime, row: Execution, reason: str) -> None:
+async def _tell_failed(rt: Runtime, row: Execution, reason: str,
+                       replaces: MessageRef | None) -> None:
+    """Say the execution failed — in the partial answer's message, if a stream left one."""
     await rt.notifier.deliver(
         ExecutionFailed(
             tenant_id=row.tenant_id,
@@ -210,6 +271,7 @@ async def _tell_failed(rt: Runtime, row: Execution, reason: str) -> None:
             reply_to=row.message_id,
             user_id=row.user_id,
             reason=reason,
+            replaces=replaces,
         )
     )
 

@@ -5,12 +5,22 @@ across objectives)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
-from engine.types import Delivery, OutboundEvent, SandboxResult, TenantId
+from engine.types import (
+    AnswerDelta,
+    AnswerReady,
+    Delivery,
+    ExecutionFailed,
+    MessageRef,
+    OutboundEvent,
+    SandboxResult,
+    TenantId,
+)
 
 if TYPE_CHECKING:
     from engine.evolution.reflect import Learning
@@ -27,14 +37,39 @@ if TYPE_CHECKING:
 
 
 class RecordingNotifier:
-    """Keeps every event it is given."""
+    """Keeps every event it is given. Like a chat platform's notifier, it posts an answer as
+    a new message (`posted`) — except that an answer being streamed stays in the message its
+    first delta posted (state of this process, see `forget_streams`), and an event that
+    `replaces` a message edits that one."""
 
     def __init__(self) -> None:
         self.events: list[OutboundEvent] = []
+        self.posted: list[MessageRef] = []
+        self._streams: dict[int, MessageRef] = {}  # execution id → its partial message
 
     async def deliver(self, event: OutboundEvent) -> Delivery:
         self.events.append(event)
+        if isinstance(event, AnswerDelta):
+            ref = event.replaces or self._streams.get(event.execution_id) or self._post(event)
+            self._streams[event.execution_id] = ref
+            return Delivery(ref=ref)
+        if isinstance(event, AnswerReady):
+            streamed = self._streams.pop(event.execution_id, None)
+            return Delivery(ref=event.replaces or streamed or self._post(event))
+        if isinstance(event, ExecutionFailed):  # said in the partial answer, if there is one
+            streamed = self._streams.pop(event.execution_id, None)
+            return Delivery(ref=event.replaces or streamed)
         return Delivery()
+
+    def _post(self, event: AnswerDelta | AnswerReady) -> MessageRef:
+        ref = MessageRef(channel_id=event.channel_id, message_id=f"posted-{len(self.posted) + 1}",
+                         thread_id=event.thread_id)
+        self.posted.append(ref)
+        return ref
+
+    def forget_streams(self) -> None:
+        """The process died: what it knew of the answers it was streaming is gone."""
+        self._streams.clear()
 
     def of_type(self, type_: str) -> list[OutboundEvent]:
         return [e for e in self.events if e.type == type_]
@@ -51,6 +86,9 @@ class RecordingQueue:
     async def enqueue_execution(self, execution_id: int) -> None:
         self.executions.append(execution_id)
 
+    async def enqueue_executions(self, execution_ids: Sequence[int]) -> None:
+        self.executions.extend(execution_ids)
+
     async def enqueue_evolution(
         self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"
     ) -> None:
@@ -63,6 +101,19 @@ class RecordingQueue:
         self.evolutions = [e for e in self.evolutions if e[0] != tenant_id]
         self.reviews = [r for r in self.reviews if r != tenant_id]
         return 0
+
+
+class MemoryStamps:
+    """Change stamps for a single process (no Redis)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, str] = {}
+
+    async def current(self, keys: Sequence[str]) -> list[str]:
+        return [self._tokens.setdefault(key, uuid.uuid4().hex) for key in keys]
+
+    async def changed(self, key: str) -> None:
+        self._tokens.pop(key, None)
 
 
 class LocalLocks:

@@ -31,6 +31,10 @@ class JobQueue(Protocol):
 
     async def enqueue_execution(self, execution_id: int) -> None: ...
 
+    async def enqueue_executions(self, execution_ids: Sequence[int]) -> None:
+        """Just-recorded executions, in one round trip (no job can exist for them yet)."""
+        ...
+
     async def enqueue_evolution(
         self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"
     ) -> None: ...
@@ -46,6 +50,16 @@ class Locks(Protocol):
     """Named locks shared by every worker process (one evolution per tenant at a time)."""
 
     def lock(self, name: str, timeout_s: float) -> AbstractAsyncContextManager[bool]: ...
+
+
+class Stamps(Protocol):
+    """Change stamps shared by every process: a key's token changes whenever what it stands
+    for changes (`changed`, after the commit), so a process may cache that thing for as long
+    as the token it read before loading it is still current."""
+
+    async def current(self, keys: Sequence[str]) -> list[str]: ...
+
+    async def changed(self, key: str) -> None: ...
 
 
 # Files handed to a sandbox run: a plain file name -> its content, or a host file to copy.

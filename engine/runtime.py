@@ -3,6 +3,7 @@ Each collaborator is one of the ports in engine/ports.py (docs/ARCHITECTURE.md, 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -10,10 +11,17 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.llm.gateway import LLMGateway
-from engine.ports import JobQueue, KnowledgeStore, Locks, Notifier, Sandbox, ToolMaker
+from engine.ports import JobQueue, KnowledgeStore, Locks, Notifier, Sandbox, Stamps, ToolMaker
 from engine.settings import EngineSettings
 from engine.storage.repo import TenantRepo
 from engine.types import TenantId
+
+log = logging.getLogger(__name__)
+
+
+def serving_key(tenant_id: TenantId) -> str:
+    """The stamp of a tenant's labels and home channel (engine/ingress.py caches them)."""
+    return f"evobot:serving:{tenant_id}"
 
 
 @dataclass
@@ -28,12 +36,27 @@ class Runtime:
     sandbox: Sandbox
     knowledge: KnowledgeStore
     tool_maker: ToolMaker
+    stamps: Stamps
 
     @asynccontextmanager
     async def repo(self, tenant_id: TenantId) -> AsyncIterator[TenantRepo]:
-        """A tenant-scoped repository in one transaction (committed on success)."""
+        """A tenant-scoped repository in one transaction (committed on success). When the
+        transaction moved a label (or the home channel), every process's cached copy is
+        marked stale once it is committed."""
         async with self.sessions() as session, session.begin():
-            yield TenantRepo(session, tenant_id)
+            repo = TenantRepo(session, tenant_id)
+            yield repo
+        if repo.serving_changed:
+            await self.serving_changed(tenant_id)
+
+    async def serving_changed(self, tenant_id: TenantId) -> None:
+        """Tell every process its cached labels of this tenant are stale. Committed already,
+        so a Redis failure is only logged (the caches expire on their own:
+        engine/ingress.py)."""
+        try:
+            await self.stamps.changed(serving_key(tenant_id))
+        except Exception:
+            log.warning("could not mark %s's labels changed", tenant_id, exc_info=True)
 
     async def close(self) -> None:
         """Release the database pool (the loop-bound resources this runtime owns)."""

@@ -2,35 +2,58 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from sqlalchemy.orm.attributes import flag_modified
 
 from engine.commands import dispatch
 from engine.evolution.attempt import Trigger
-from engine.evolution.stats import in_canary
+from engine.files.intake import (
+    FILES_ONLY_OBJECTIVE,
+    CheckedFile,
+    check_attachments,
+    refusal_text,
+    store_inputs,
+)
+from engine.ingress import IngressWriter, pick_version
 from engine.prompt import default_prompt
 from engine.ratings import is_negative
 from engine.runtime import Runtime
 from engine.storage.models import Execution, Feedback, Tenant
-from engine.storage.repo import ACTIVE, CANARY, TenantRepo
+from engine.storage.repo import TenantRepo
 from engine.types import (
     Accepted,
+    Block,
     CommandReply,
+    Document,
     ExecutionStatus,
     FeedbackResult,
     InboundCommand,
     InboundFeedback,
     InboundMessage,
+    Notice,
     TenantId,
 )
 
 log = logging.getLogger(__name__)
 
+# What one person reasonably types; a longer paste is refused with the limit, not truncated
+# (an answer to half an objective is wrong) and not recorded. Slack's modal inputs stop at
+# 3,000 characters and Telegram's messages at 4,096, so a comment fits in any of them.
+MAX_OBJECTIVE_CHARS = 8_000
+MAX_COMMENT_CHARS = 4_000
+
+
+def too_long(what: str, length: int, limit: int) -> str:
+    """E.g. "That message is too long (12,345 characters; the limit is 8,000)."."""
+    return f"That {what} is too long ({length:,} characters; the limit is {limit:,})."
+
 
 class EvobotService:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self._writer: tuple[asyncio.AbstractEventLoop, IngressWriter] | None = None
 
     async def ensure_tenant(self, repo: TenantRepo) -> Tenant:
         return await repo.ensure_tenant(
@@ -42,47 +65,79 @@ class EvobotService:
     # --- objectives -------------------------------------------------------------
 
     async def handle_message(self, message: InboundMessage) -> Accepted | None:
-        """Record a pending execution and queue it. None: this platform message was seen."""
-        text = message.text.strip()
+        """Record a pending execution and queue it. None: nothing recorded — this platform
+        message was seen, it is empty, or it is too long (then the sender is told why)."""
+        intake = check_attachments(message.attachments)
+        if intake.refusals:
+            await self._refuse(message, refusal_text(intake))
+        if intake.nothing_usable:
+            return None
+        text = message.text.strip() or (FILES_ONLY_OBJECTIVE if intake.accepted else "")
         if not text:
             return None
+        if len(text) > MAX_OBJECTIVE_CHARS:
+            await self._refuse(message, too_long("message", len(text), MAX_OBJECTIVE_CHARS))
+            return None
+        if not intake.accepted:
+            return await self._ingress().record(message, text)
+        return await self._record_with_files(message, text, intake.accepted)
+
+    def _ingress(self) -> IngressWriter:
+        """Text objectives go through the group-committing writer of this event loop."""
+        loop = asyncio.get_running_loop()
+        if self._writer is None or self._writer[0] is not loop:
+            self._writer = (loop, IngressWriter(self.rt))
+        return self._writer[1]
+
+    async def _record_with_files(self, message: InboundMessage, text: str,
+                                 files: list[CheckedFile]) -> Accepted | None:
+        """An objective with files: its row and theirs in one transaction of its own."""
         async with self.rt.repo(message.tenant_id) as repo:
-            tenant = await self.ensure_tenant(repo)
+            await self.ensure_tenant(repo)
             version, arm = await self._serving_version(repo, message.user_id)
             row = await repo.add_execution(
                 channel_id=message.channel_id,
                 thread_id=message.thread_id,
                 message_id=message.message_id,
                 user_id=message.user_id,
-                objective=text[:8000],
+                objective=text,
                 version=version,
                 arm=arm,
             )
             if row is None:
                 return None
-            if message.announce_here and tenant.home_channel_id != message.channel_id:
-                tenant.home_channel_id = message.channel_id
+            await store_inputs(repo, self.rt.settings.files_dir, row.id, files)
+            if message.announce_here:
+                await repo.set_home_channel(message.channel_id)
             accepted = Accepted(execution_id=row.id, version=version)
         await self.rt.queue.enqueue_execution(accepted.execution_id)
         return accepted
 
+    async def _refuse(self, message: InboundMessage, reason: str) -> None:
+        """Tell the sender, where they wrote, why nothing happened."""
+        log.info("refused a message from %s in %s: %s", message.user_id, message.tenant_id,
+                 reason)
+        notice = Notice(
+            tenant_id=message.tenant_id, channel_id=message.channel_id,
+            thread_id=message.thread_id,
+            document=Document(summary=reason, blocks=[Block(kind="text", text=reason)]),
+        )
+        try:
+            await self.rt.notifier.deliver(notice)
+        except Exception:  # the platform is down: the refusal stands, it is only unsaid
+            log.exception("could not tell %s why their message was refused", message.user_id)
+
     async def _serving_version(self, repo: TenantRepo, user_id: str) -> tuple[int, str]:
-        """The canary serves the people who asked for it, and a deterministic share of the
-        others; everyone else gets the active version."""
-        canary = await repo.label_row(CANARY)
-        if canary is not None and (
-            user_id in (canary.audience or [])
-            or in_canary(repo.tenant_id, user_id, self.rt.settings.canary_share)
-        ):
-            return canary.version, "canary"
-        active = await repo.label(ACTIVE)
-        assert active is not None, "every agent has an active label"
-        return active, "active"
+        return pick_version(await repo.serving(), repo.tenant_id, user_id,
+                            self.rt.settings.canary_share)
 
     # --- feedback -----------------------------------------------------------------
 
     async def handle_feedback(self, feedback: InboundFeedback) -> FeedbackResult:
         """Record (or replace, or retract) one user's rating of an answer; maybe evolve."""
+        refusal = _oversized(feedback)
+        if refusal is not None:
+            return refusal
         async with self.rt.repo(feedback.tenant_id) as repo:
             execution = await self._target(repo, feedback)
             refusal = _unratable(execution)
@@ -146,6 +201,14 @@ class EvobotService:
         async with self.rt.repo(command.tenant_id) as repo:
             await self.ensure_tenant(repo)
         return await dispatch.run(self.rt, command)
+
+
+def _oversized(feedback: InboundFeedback) -> FeedbackResult | None:
+    for what, text in (("comment", feedback.comment), ("suggestion", feedback.suggestion)):
+        if text is not None and len(text) > MAX_COMMENT_CHARS:
+            return FeedbackResult(recorded=False, execution_id=feedback.execution_id,
+                                  message=too_long(what, len(text), MAX_COMMENT_CHARS))
+    return None
 
 
 def _unratable(execution: Execution | None) -> FeedbackResult | None:

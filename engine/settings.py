@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel
 
 
@@ -41,11 +43,16 @@ class EngineSettings(BaseModel):
     heartbeat_s: float = 10.0
     stale_running_s: float = 45.0
     pending_grace_s: float = 15.0
+    # answers stream: the partial message is edited at most every stream_every_s (0: the
+    # answer is posted whole when it is done)
+    stream_every_s: float = 0.5
     periodic_evolution_s: float = 86_400.0  # 0: no periodic evolutions
-    tool_timeout_s: float = 5.0
+    tool_timeout_s: float = 20.0
     # an objective farther than this (cosine distance) from every recorded one is a new type
     novelty_distance: float = 0.6
     admins: list[str] = []
+    # files shared with the agent and made by it, one directory per tenant (engine/files)
+    files_dir: Path = Path("data/files")
 
     @property
     def evolver(self) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 TenantId = str  # "slack:T123", "slack:E1:T123", "telegram:-100123", "local:default"
 
@@ -119,36 +119,60 @@ class AgentVersionView(BaseModel):
 # --- inbound ------------------------------------------------------------------
 
 
+def storable(text: str) -> str:
+    """Text every database stores: a lone surrogate (JSON can carry one, UTF-8 can't) becomes
+    U+FFFD and NUL (PostgreSQL refuses it) is dropped."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+Storable = Annotated[str, AfterValidator(storable)]  # every string an adapter sends in
+
+
 class MessageRef(BaseModel):
     """Where a platform message lives, so reactions and replies find their execution."""
 
-    channel_id: str
-    message_id: str
-    thread_id: str | None = None
+    channel_id: Storable
+    message_id: Storable
+    thread_id: Storable | None = None
+
+
+class Attachment(BaseModel):
+    """A file shared with a message, as the adapter fetched it (checked by engine/files)."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    name: str  # the platform's name for it: untrusted, never used as a path
+    data: bytes = b""
+    problem: str | None = None  # why the adapter could not fetch it (too large, failed)
 
 
 class InboundMessage(BaseModel):
-    tenant_id: TenantId
-    channel_id: str
-    user_id: str
-    text: str
-    message_id: str | None = None
-    thread_id: str | None = None  # thread root (Slack thread_ts, Telegram topic/reply root)
-    user_name: str | None = None
+    tenant_id: Storable
+    channel_id: Storable
+    user_id: Storable
+    text: Storable
+    message_id: Storable | None = None
+    thread_id: Storable | None = None  # thread root (Slack thread_ts, Telegram topic/reply root)
+    user_name: Storable | None = None
     # False: answer here, but keep announcing evolutions where they went (an API call)
     announce_here: bool = True
+    attachments: list[Attachment] = Field(default_factory=list)
 
 
 class InboundFeedback(BaseModel):
     """A rating or comment. Found by execution id or by the answer's platform message."""
 
-    tenant_id: TenantId
-    user_id: str
+    tenant_id: Storable
+    user_id: Storable
     source: FeedbackSource
     rating: int | None = Field(default=None, ge=1, le=5)
-    comment: str | None = None
+    comment: Storable | None = None
     category: FeedbackCategory | None = None
-    suggestion: str | None = None  # what the answer should have been, if the user said
+    suggestion: Storable | None = None  # what the answer should have been, if the user said
     from_admin: bool = False  # given by a workspace/chat admin (their requests reach further)
     retract: bool = False  # a removed reaction
     execution_id: int | None = None
@@ -156,12 +180,14 @@ class InboundFeedback(BaseModel):
 
 
 class InboundCommand(BaseModel):
-    tenant_id: TenantId
-    user_id: str
-    name: str
-    args: list[str] = Field(default_factory=list)
-    channel_id: str | None = None
+    tenant_id: Storable
+    user_id: Storable
+    name: Storable
+    args: list[Storable] = Field(default_factory=list)
+    channel_id: Storable | None = None
     is_admin: bool = False  # decided by the adapter from platform roles or EVOBOT_ADMINS
+    # a file sent with the command where the platform allows it (`import`: an agent file)
+    attachments: list[Attachment] = Field(default_factory=list)
 
 
 # --- results and outbound events ---------------------------------------------
@@ -222,6 +248,33 @@ class CommandReply(BaseModel):
     private: bool = True  # shown only to the caller where the platform allows
 
 
+class SandboxFile(BaseModel):
+    """A file made by sandboxed code (left in its `out/` directory) or posted by the engine."""
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    name: str  # a plain file name, e.g. "chart.png"
+    media_type: str  # e.g. "image/png"
+    data: bytes
+
+
+class AnswerDelta(BaseModel):
+    """An answer while it is being written. `text` is everything so far (not the increment),
+    so a notifier may skip deltas to keep to its platform's pace and lose nothing; the
+    `AnswerReady` that follows always carries the whole answer."""
+
+    type: Literal["answer_delta"] = "answer_delta"
+    tenant_id: TenantId
+    execution_id: int
+    channel_id: str
+    thread_id: str | None
+    reply_to: str | None
+    user_id: str
+    text: str
+    # the partial message an earlier, interrupted attempt left: edit it, don't post another
+    replaces: MessageRef | None = None
+
+
 class AnswerReady(BaseModel):
     type: Literal["answer"] = "answer"
     tenant_id: TenantId
@@ -235,6 +288,9 @@ class AnswerReady(BaseModel):
     tool_count: int
     duration_s: float
     footer: str
+    # the streamed partial message (this attempt's or an interrupted one's): finish that one
+    replaces: MessageRef | None = None
+    files: list[SandboxFile] = Field(default_factory=list)  # what the agent's code made
 
 
 class ExecutionFailed(BaseModel):
@@ -246,6 +302,7 @@ class ExecutionFailed(BaseModel):
     reply_to: str | None
     user_id: str
     reason: str
+    replaces: MessageRef | None = None  # a partial answer left by the stream: say it there
 
 
 class Working(BaseModel):
@@ -300,6 +357,17 @@ class RolledBack(BaseModel):
     document: Document
 
 
+class FileShared(BaseModel):
+    """A file posted to a channel (an exported agent, a report), with a short caption."""
+
+    type: Literal["file"] = "file"
+    tenant_id: TenantId
+    channel_id: str | None
+    thread_id: str | None
+    file: SandboxFile
+    caption: str = ""
+
+
 class Notice(BaseModel):
     """Anything else worth telling a channel (canary promoted or dropped, approvals)."""
 
@@ -312,24 +380,16 @@ class Notice(BaseModel):
 
 OutboundEvent = Annotated[
     AnswerReady
+    | AnswerDelta
     | ExecutionFailed
     | Working
     | EvolutionAnnounced
     | ToolAnnounced
     | RolledBack
+    | FileShared
     | Notice,
     Field(discriminator="type"),
 ]
-
-
-class SandboxFile(BaseModel):
-    """A file the sandboxed code left in its `out/` directory."""
-
-    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
-
-    name: str  # relative to out/, e.g. "chart.png"
-    media_type: str  # e.g. "image/png"
-    data: bytes
 
 
 class SandboxResult(BaseModel):

@@ -10,64 +10,32 @@ repository) and rows to responses (`views.py`). See docs/ARCHITECTURE.md, "Adapt
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from redis.asyncio import Redis
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.api.auth import KeyStore, RateLimiter, Sessions
 from adapters.api.context import Api, ApiSettings
 from adapters.api.dashboard import router as dashboard_router
 from adapters.api.events import EventHub
 from adapters.api.routes import router as api_router
+from adapters.api.uploads import ApiBodyLimit
+from adapters.api.uploads import router as uploads_router
+from adapters.common.outage import answer_outages_with_503
 from engine.service import EvobotService
 
 HERE = Path(__file__).parent
-
-
-class BodyLimit:
-    """413 for a request body over the limit, declared or streamed (pure ASGI)."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large(scope, receive, send)
-            return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise TooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except TooLarge:
-            await self._too_large(scope, receive, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse({"detail": f"body over {self.max_bytes} bytes"}, 413)
-        await response(scope, receive, send)
-
-
-class TooLarge(Exception):
-    pass
 
 
 def swagger_ui(request: Request) -> HTMLResponse:
@@ -79,6 +47,33 @@ def swagger_ui(request: Request) -> HTMLResponse:
     )
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped, so that a lone surrogate a bad request
+    carried (JSON can hold one, UTF-8 can't) is echoed back instead of failing the 422."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                          separators=(",", ":")).encode("ascii")
+
+
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 for a body that doesn't fit its schema, in ASCII JSON."""
+    assert isinstance(exc, RequestValidationError)
+    return AsciiJSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))},
+                             status_code=422)
+
+
+def _finite(value: Any) -> Any:
+    """The echoed input with NaN and ±Infinity (which JSON can't hold) as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
 def build_app(api: Api) -> FastAPI:
     from swagger_ui_bundle import swagger_ui_path
 
@@ -86,12 +81,15 @@ def build_app(api: Api) -> FastAPI:
                   description="Agents that improve from feedback: execute objectives, rate "
                               "the answers, watch the agent evolve, roll back.")
     app.state.api = api
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    answer_outages_with_503(app)
     app.include_router(api_router)
+    app.include_router(uploads_router)
     app.include_router(dashboard_router)
     app.add_api_route("/docs", swagger_ui, include_in_schema=False, methods=["GET"])
     app.mount("/docs/static", StaticFiles(directory=swagger_ui_path), name="swagger")
     app.mount("/dashboard/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.add_middleware(BodyLimit, max_bytes=api.settings.max_body_bytes)
+    app.add_middleware(ApiBodyLimit, limits={"": api.settings.max_body_bytes})
     return app
 
 

@@ -24,8 +24,10 @@ from redis.asyncio import Redis
 from engine.ports import Notifier
 from engine.types import (
     Accepted,
+    AnswerReady,
     Delivery,
     FeedbackResult,
+    FileShared,
     InboundFeedback,
     InboundMessage,
     OutboundEvent,
@@ -36,10 +38,10 @@ log = logging.getLogger(__name__)
 
 CHANNEL_PREFIX = "evobot:feed:"
 API_CHANNEL = "api"  # the channel id of objectives sent over the REST API
-# engine event type → the name the stream uses
-WIRE_TYPES = {"working": "started", "answer": "answer", "execution_failed": "execution_failed",
-              "evolution": "evolution", "tool": "tool", "rollback": "rollback",
-              "notice": "notice"}
+# engine event type → the name the stream uses; `answer_delta` carries the text so far
+WIRE_TYPES = {"working": "started", "answer_delta": "answer_delta", "answer": "answer",
+              "execution_failed": "execution_failed", "evolution": "evolution", "tool": "tool",
+              "rollback": "rollback", "notice": "notice"}
 FINISHED = ("answer", "execution_failed")
 
 
@@ -50,10 +52,16 @@ def wire_event(type_: str, tenant_id: TenantId, data: dict[str, Any]) -> dict[st
 
 
 def from_outbound(event: OutboundEvent) -> dict[str, Any]:
-    data = event.model_dump(mode="json", exclude={"document", "type", "tenant_id"})
+    data = event.model_dump(mode="json", exclude={"document", "type", "tenant_id", "files",
+                                                  "file"})
     document = getattr(event, "document", None)
     if document is not None:
         data["summary"] = document.summary
+    files = event.files if isinstance(event, AnswerReady) else (
+        [event.file] if isinstance(event, FileShared) else [])
+    if files:  # names only: the bytes stay out of Redis (download links: adapters/api/uploads)
+        data["files"] = [{"name": f.name, "media_type": f.media_type, "size": len(f.data)}
+                         for f in files]
     return wire_event(WIRE_TYPES.get(event.type, event.type), event.tenant_id, data)
 
 

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, WebSocket
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.websockets import WebSocketDisconnect
 
@@ -26,6 +26,7 @@ from adapters.api.schemas import (
     Execute,
     ExecutionResult,
     FeedbackAcknowledgment,
+    ImportedAgent,
     MetaAgentState,
     Problem,
     Rollback,
@@ -33,8 +34,19 @@ from adapters.api.schemas import (
     VersionDetail,
     VersionDiff,
 )
+from adapters.api.uploads import (
+    EXECUTE_BODY_DOCS,
+    ExecuteBody,
+    ExecuteRequest,
+    file_links,
+    unusable_files,
+)
+from engine.portable import MAX_FILE_BYTES, ImportRefused
+from engine.portable_export import FeedbackStaysHome, export_agent
+from engine.portable_import import import_agent
 from engine.prompt import default_prompt
 from engine.storage.api_keys import KeyInfo, KeyRole, create_key
+from engine.storage.files import OUT, execution_files
 from engine.types import (
     ExecutionStatus,
     FeedbackSource,
@@ -154,6 +166,46 @@ async def rollback_agent(body: Rollback, agent: AgentOf, api: ApiOf) -> AgentIns
         return await views.agent_instance(repo)
 
 
+@router.get("/agents/{agent_id}/export", responses={403: {"model": Problem}},
+            response_class=Response)
+async def export_agent_file(agent: AgentOf, api: ApiOf,
+                            with_feedback: bool = False) -> Response:
+    """The agent as a portable file (docs/agent-export.schema.json), admin keys only; users'
+    feedback only when asked and the agent's privacy mode lets it leave."""
+    if not agent.key.is_admin:
+        raise HTTPException(403, "exporting an agent needs an admin key")
+    try:
+        exported = await export_agent(api.service.rt, agent.tenant_id,
+                                      with_feedback=with_feedback)
+    except FeedbackStaysHome as exc:
+        raise HTTPException(403, str(exc)) from exc
+    file = exported.file()
+    return Response(file.data, media_type=file.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{file.name}"'})
+
+
+@router.post("/agents/{agent_id}/import", response_model=ImportedAgent,
+             responses={403: {"model": Problem}, 422: {"model": Problem}})
+async def import_agent_file(request: Request, agent: AgentOf, api: ApiOf) -> ImportedAgent:
+    """An agent file (the body) becomes one new, announced version; refused files change
+    nothing and answer 422 with the reason."""
+    if not agent.key.is_admin:
+        raise HTTPException(403, "importing an agent needs an admin key")
+    data = bytearray()
+    async for chunk in request.stream():  # stop reading past the cap
+        data += chunk
+        if len(data) > MAX_FILE_BYTES:
+            break
+    try:
+        done = await import_agent(api.service.rt, agent.tenant_id, bytes(data),
+                                  actor=f"api:{agent.key.prefix}", channel_id=None)
+    except ImportRefused as exc:
+        raise HTTPException(422, f"nothing was imported: {exc}") from exc
+    return ImportedAgent(from_version=done.from_version, to_version=done.to_version,
+                         evolution_id=done.evolution_id, tools=done.kept,
+                         left_out=done.left_out, learnings=done.learnings)
+
+
 # --- executions ---------------------------------------------------------------------------
 
 
@@ -164,20 +216,23 @@ def _objective(body: Execute) -> str:
     return f"{body.objective}\n\nContext:\n{context}"
 
 
-def _message(agent: Agent, body: Execute) -> InboundMessage:
+def _message(agent: Agent, body: ExecuteRequest) -> InboundMessage:
     return InboundMessage(
         tenant_id=agent.tenant_id, channel_id=API_CHANNEL,
         user_id=body.user_id or agent.key.actor, text=_objective(body),
         message_id=f"api-{uuid.uuid4().hex}", thread_id=body.thread_id,
         # an API call on a Slack or Telegram agent must not move its announcements here
         announce_here=agent.tenant_id.startswith(f"{views.API_PLATFORM}:"),
+        attachments=body.attachments,
     )
 
 
 async def _result(api: Api, tenant_id: TenantId, execution_id: int) -> ExecutionResult | None:
     async with api.service.rt.repo(tenant_id) as repo:
         row = await repo.execution(execution_id)
-        return views.execution_result(row) if row is not None else None
+        if row is None:
+            return None
+        return views.execution_result(row, file_links(await execution_files(repo, row.id, OUT)))
 
 
 def _finished(result: ExecutionResult) -> bool:
@@ -187,16 +242,23 @@ def _finished(result: ExecutionResult) -> bool:
 @router.post("/agents/{agent_id}/execute", response_model=ExecutionResult,
              responses={202: {"model": ExecutionResult, "description": "still running: "
                               "GET the `url` (/v1/executions/{id}) later"},
-                        200: {"content": {"text/event-stream": {}}}})
-async def execute_objective(body: Execute, agent: AgentOf, api: ApiOf) -> Any:
+                        200: {"content": {"text/event-stream": {}}}},
+             openapi_extra=EXECUTE_BODY_DOCS)
+async def execute_objective(body: ExecuteBody, agent: AgentOf, api: ApiOf) -> Any:
     """Queue the objective for the worker and wait for the answer (up to the server's
     EVOBOT_API_WAIT_S, else 202). `stream: true` answers with Server-Sent Events instead:
-    queued, started, tool_call…, then answer (or execution_failed, or timeout)."""
+    queued, started, answer_delta… (the answer so far, while the model writes it),
+    tool_call…, then answer (or execution_failed, or timeout). Files go as multipart parts
+    (adapters/api/uploads.py); the files the answer brings are links on the result."""
+    unusable = unusable_files(body)
+    if unusable is not None:
+        raise HTTPException(422, unusable)
     following = contextlib.AsyncExitStack()
     events = await following.enter_async_context(api.hub.follow(agent.tenant_id))
     try:
         accepted = await api.service.handle_message(_message(agent, body))
-        assert accepted is not None, "a fresh message id is never a redelivery"
+        if accepted is None:  # a fresh message id is never a redelivery: blank once stripped
+            raise HTTPException(422, "the objective is empty")
     except BaseException:
         await following.aclose()
         raise
@@ -293,10 +355,11 @@ async def submit_feedback(body: SubmitFeedback, agent: AgentOf, api: ApiOf
 
 @router.websocket("/agents/{agent_id}/stream")
 async def stream_events(websocket: WebSocket, agent_id: str) -> None:
-    """The agent's events as JSON `{type, data, timestamp}`: queued, started, tool_call,
-    answer, execution_failed, feedback, evolution, tool, rollback, notice. Authenticate with
-    `Authorization: Bearer <key>` (or the dashboard's session). Closes with 4401 (no key),
-    4404 (not this key's agent) or 4429 (rate limit)."""
+    """The agent's events as JSON `{type, data, timestamp}`: queued, started, answer_delta
+    (the answer so far, in `text`), tool_call, answer, execution_failed, feedback, evolution,
+    tool, rollback, notice. Authenticate with `Authorization: Bearer <key>` (or the
+    dashboard's session). Closes with 4401 (no key), 4404 (not this key's agent) or 4429
+    (rate limit)."""
     api: Api = websocket.app.state.api
     await websocket.accept()
     refusal = await _refusal(api, websocket, agent_id)

@@ -95,6 +95,15 @@ class ToolCallView(BaseModel):
     duration_s: float
 
 
+class FileLink(BaseModel):
+    """A file the execution's code made: download it (with the same key) from `url`."""
+
+    name: str
+    media_type: str
+    size: int
+    url: str
+
+
 class ExecutionResult(BaseModel):
     execution_id: int
     agent_id: str
@@ -110,6 +119,7 @@ class ExecutionResult(BaseModel):
     error: str | None
     created_at: datetime
     url: str
+    files: list[FileLink] = Field(default_factory=list)
 
 
 class FeedbackAcknowledgment(BaseModel):
@@ -248,6 +258,17 @@ class VersionDiff(BaseModel):
     from_version: int
     to_version: int
     diff: str
+
+
+class ImportedAgent(BaseModel):
+    """An agent file made into a new version: what it became and what was left out."""
+
+    from_version: int
+    to_version: int
+    evolution_id: int
+    tools: list[str]  # "name (N passed)"
+    left_out: list[str]  # "name (why)"
+    learnings: int
 
 
 class Problem(BaseModel):

@@ -14,6 +14,7 @@ from adapters.api.schemas import (
     EvolutionView,
     ExecutionResult,
     ExecutionSummary,
+    FileLink,
     LabelMoveView,
     LearningMetrics,
     MetaAgentState,
@@ -106,7 +107,8 @@ def execution_summary(row: Execution, ratings: list[int]) -> ExecutionSummary:
     )
 
 
-def execution_result(row: Execution) -> ExecutionResult:
+def execution_result(row: Execution, files: list[FileLink] | None = None
+                     ) -> ExecutionResult:
     calls = [ToolCallView.model_validate(call) for call in row.trace or []
              if isinstance(call, dict)]
     return ExecutionResult(
@@ -114,7 +116,7 @@ def execution_result(row: Execution) -> ExecutionResult:
         objective=row.objective, version=row.version, output=row.output, tool_calls=calls,
         duration_s=row.duration_s, tokens_in=row.tokens_in, tokens_out=row.tokens_out,
         cost_usd=row.cost_usd, error=row.error, created_at=row.created_at,
-        url=execution_url(row.id),
+        url=execution_url(row.id), files=files or [],
     )
 
 

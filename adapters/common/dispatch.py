@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Protocol, assert_never
 
 from engine.types import (
+    AnswerDelta,
     AnswerReady,
     Delivery,
     EvolutionAnnounced,
     ExecutionFailed,
+    FileShared,
     Notice,
     OutboundEvent,
     RolledBack,
@@ -28,6 +30,10 @@ class EventHandlers(Protocol):
 
     async def answer(self, event: AnswerReady) -> Delivery: ...
 
+    async def delta(self, event: AnswerDelta) -> Delivery: ...
+
+    async def file(self, event: FileShared) -> Delivery: ...
+
     async def failed(self, event: ExecutionFailed) -> Delivery: ...
 
     async def announce(self, event: Announcement) -> Delivery: ...
@@ -38,6 +44,10 @@ async def dispatch(handlers: EventHandlers, event: OutboundEvent) -> Delivery:
         return await handlers.working(event)
     if isinstance(event, AnswerReady):
         return await handlers.answer(event)
+    if isinstance(event, AnswerDelta):
+        return await handlers.delta(event)
+    if isinstance(event, FileShared):
+        return await handlers.file(event)
     if isinstance(event, ExecutionFailed):
         return await handlers.failed(event)
     if isinstance(event, EvolutionAnnounced | ToolAnnounced | RolledBack | Notice):

@@ -37,17 +37,19 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.common.dedup import Dedup, RedisDedup
-from adapters.slack import inbound, outbound
+from adapters.slack import files, inbound, outbound
 from adapters.slack.notifier import error_code, make_client
 from adapters.slack.state import SlackState
 from adapters.slack.tokens import TokenSource
 from engine.commands import needs_admin
 from engine.service import EvobotService
+from engine.storage.outage import storage_unavailable
 from engine.types import (
     CommandReply,
     FeedbackResult,
     InboundCommand,
     InboundFeedback,
+    InboundMessage,
     TenantId,
 )
 
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 BOT_SCOPES = [
     "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history",
     "im:write", "chat:write", "commands", "reactions:read", "reactions:write", "users:read",
+    "files:read", "files:write",
 ]
 COMMAND = "/evobot"
 ADMIN_CACHE_S = 60.0
@@ -108,11 +111,14 @@ class CachedAuthorize(AsyncInstallationStoreAuthorize):
 class DedupedApp(AsyncApp):
     """Bolt's AsyncApp that runs each Events API delivery once, whether it came over HTTP or
     Socket Mode: the event id is claimed before Bolt authorizes or dispatches it, confirmed
-    once handled, and released when handling failed, so that Slack's retry runs."""
+    once handled, and released when handling failed, so that Slack's retry runs. The
+    confirmation is not awaited before the 200: until it lands the claim itself holds, and
+    should it be lost the engine's unique message key still records the event once."""
 
     def __init__(self, *, dedup: Dedup, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dedup = dedup
+        self._confirming: set[asyncio.Task[None]] = set()
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         event_id = inbound.event_id(req.body)
@@ -127,7 +133,9 @@ class DedupedApp(AsyncApp):
             await self.dedup.release(event_id)
             raise
         if 200 <= response.status < 300:
-            await self.dedup.confirm(event_id)
+            confirming = asyncio.create_task(self.dedup.confirm(event_id))
+            self._confirming.add(confirming)
+            confirming.add_done_callback(self._confirming.discard)
         else:
             await self.dedup.release(event_id)
         return response
@@ -143,6 +151,24 @@ async def ignore_event() -> None:
 
 async def ack_only(ack: AsyncAck) -> None:
     await ack()
+
+
+async def _open_modal(client: AsyncWebClient, trigger_id: str, view: dict[str, Any]) -> None:
+    """views.open; a trigger that expired (3 s) or was refused is logged, not an error."""
+    try:
+        await client.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as exc:
+        log.warning("views.open failed: %s", error_code(exc))
+
+
+async def on_listener_error(error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+    """Bolt's error handler: 503 while the database can't record (Slack delivers the event
+    again), else Bolt's 500, logged as Bolt logs it."""
+    if storage_unavailable(error):
+        log.warning("storage unavailable: Slack %s answered 503", body.get("type"))
+        return BoltResponse(status=503, body="")
+    log.error("a Slack listener failed", exc_info=error)
+    return None
 
 
 class SlackBot:
@@ -165,6 +191,7 @@ class SlackBot:
         self.state = state
         self.tokens = tokens
         self.dedup = dedup or RedisDedup(state.redis, namespace=inbound.PLATFORM)
+        self.fetcher = files.FileFetcher(settings.api_url)
         self.installation_store = installation_store
         self.authorize: CachedAuthorize | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -192,6 +219,7 @@ class SlackBot:
         # anything else Slack sends (other events, other actions): acknowledged, nothing done
         app.event(re.compile(r".*"))(ignore_event)
         app.action(re.compile(r".*"))(ack_only)
+        app.error(on_listener_error)
 
     # --- construction -------------------------------------------------------------------
 
@@ -204,6 +232,9 @@ class SlackBot:
             "signing_secret": s.signing_secret,
             "client": client,
             "process_before_response": True,
+            # every HTTP request is verified before it reaches Bolt (adapters/slack/http.py);
+            # Socket Mode requests carry no signature: checking again only costs time
+            "request_verification_enabled": False,
             # Slack also delivers message.* events for edits and our own posts: ignored below
             "ignoring_self_events_enabled": True,
             "dedup": self.dedup,
@@ -261,7 +292,7 @@ class SlackBot:
         if not inbound.is_user_message(event):
             return
         message = inbound.mention_to_message(event, tenant_of(context), context.bot_user_id)
-        await self.service.handle_message(message)
+        await self._accept(message, event, context)
 
     async def on_message(self, event: Event, context: AsyncBoltContext,
                          client: AsyncWebClient) -> None:
@@ -276,8 +307,23 @@ class SlackBot:
         if inbound.is_direct_message(event) or (
             thread and await self.state.is_bot_thread(tenant, event["channel"], thread)
         ):
-            await self.service.handle_message(inbound.message_to_message(event, tenant,
-                                                                         bot_user))
+            await self._accept(inbound.message_to_message(event, tenant, bot_user), event,
+                               context)
+
+    async def _accept(self, message: InboundMessage, event: Event,
+                      context: AsyncBoltContext) -> None:
+        """Record the objective. One with files is recorded after the ack, once its files are
+        downloaded (adapters/slack/files.py): Slack wants its 200 within 3 s."""
+        shared = files.shared_files(event)
+        if not shared:
+            await self.service.handle_message(message)
+            return
+        self.spawn(self._with_files(message, shared, context.bot_token))
+
+    async def _with_files(self, message: InboundMessage, shared: list[Payload],
+                          token: str | None) -> None:
+        attachments = await self.fetcher.fetch_all(shared, token)
+        await self.service.handle_message(message.model_copy(update={"attachments": attachments}))
 
     async def _invited_comment(self, event: Event, tenant: TenantId, bot_user: str | None,
                                client: AsyncWebClient) -> bool:
@@ -347,8 +393,7 @@ class SlackBot:
         target = inbound.comment_target(body, action)
         if target is None:
             return
-        self.spawn(client.views_open(trigger_id=body["trigger_id"],
-                                     view=outbound.comment_modal(target)))
+        self.spawn(_open_modal(client, body["trigger_id"], outbound.comment_modal(target)))
 
     async def on_comment_view(self, ack: AsyncAck, body: Payload, view: Payload,
                               context: AsyncBoltContext, client: AsyncWebClient) -> None:
@@ -450,7 +495,11 @@ class SlackBot:
         user = response.get("user") or {}
         admin = bool(user.get("is_admin") or user.get("is_owner")
                      or user.get("is_primary_owner"))
-        self._admins[(tenant, user_id)] = (time.monotonic(), admin)
+        now = time.monotonic()
+        # expired answers go as new ones come: an idle workspace's users cost nothing
+        for key in [k for k, (at, _) in self._admins.items() if now - at >= ADMIN_CACHE_S]:
+            del self._admins[key]
+        self._admins[(tenant, user_id)] = (now, admin)
         return admin
 
     async def ephemeral(self, client: AsyncWebClient, channel: str | None, user: str,

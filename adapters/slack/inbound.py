@@ -179,14 +179,21 @@ def thread_root(event: dict[str, Any]) -> str | None:
 
 
 def is_unmentioned_message(event: dict[str, Any], bot_user_id: str | None) -> bool:
-    """A `message` event the message listener may act on: a person's new message with text,
-    and not a channel post that mentions the bot (its `app_mention` event answers that)."""
+    """A `message` event the message listener may act on: a person's new message with text
+    or files, and not a channel post that mentions the bot (its `app_mention` event answers
+    that)."""
     if not is_user_message(event):
         return False  # edits, deletes, joins, bots (ourselves included)
     text = event.get("text", "")
     if not is_direct_message(event) and mentions(text, bot_user_id):
         return False
-    return bool(clean_text(text, bot_user_id))
+    return bool(clean_text(text, bot_user_id)) or has_files(event)
+
+
+def has_files(event: dict[str, Any]) -> bool:
+    """A message sharing files (subtype `file_share`): it may come without a word."""
+    files = event.get("files")
+    return isinstance(files, list) and bool(files)
 
 
 def mention_to_message(
@@ -222,9 +229,11 @@ def reaction_to_feedback(
     event: dict[str, Any], tenant: TenantId, *, removed: bool,
     table: dict[str, int] | None = None,
 ) -> InboundFeedback | None:
-    """`reaction_added` / `reaction_removed` on a message; None for reactions we don't map."""
-    item = event.get("item") or {}
-    if item.get("type") != "message" or not event.get("user"):
+    """`reaction_added` / `reaction_removed` on a message; None for reactions we don't map
+    (and for a malformed event: acknowledged and ignored, like `well_formed` messages)."""
+    item = event.get("item")
+    if not isinstance(item, dict) or item.get("type") != "message" or not _strings(
+            event.get("user"), item.get("channel"), item.get("ts")):
         return None
     rating = reaction_rating(str(event.get("reaction", "")), table)
     if rating is None:
@@ -239,20 +248,66 @@ def reaction_to_feedback(
     )
 
 
+def _strings(*values: Any) -> bool:
+    return all(isinstance(v, str) and v for v in values)
+
+
+def well_formed_payload(payload: dict[str, Any]) -> bool:
+    """The envelope fields every listener reads have Slack's types: an event object with a
+    type; an interaction's user, actions or view; a slash command's user, command and text.
+    A signed payload that fails this is acknowledged and ignored (see adapters/slack/http.py)."""
+    kind = payload.get("type")
+    if kind == "event_callback":
+        event = payload.get("event")
+        return isinstance(event, dict) and isinstance(event.get("type"), str)
+    if kind == "block_actions":
+        return _has_user(payload) and _strings(payload.get("trigger_id")) and _objects(
+            payload, "channel", "message", "container", "state") and _actions(
+            payload.get("actions"))
+    if kind in ("view_submission", "view_closed"):
+        view = payload.get("view")
+        return _has_user(payload) and isinstance(view, dict) and _strings(
+            view.get("callback_id")) and _objects(view, "state")
+    if "command" in payload:
+        return _strings(payload.get("user_id"), payload.get("command")) and isinstance(
+            payload.get("text", ""), str)
+    return True
+
+
+def _has_user(payload: dict[str, Any]) -> bool:
+    user = payload.get("user")
+    return isinstance(user, dict) and _strings(user.get("id"))
+
+
+def _objects(payload: dict[str, Any], *keys: str) -> bool:
+    """Each of `keys` is absent, null or an object."""
+    return all(isinstance(payload.get(k) or {}, dict) for k in keys)
+
+
+def _actions(actions: Any) -> bool:
+    return isinstance(actions, list) and bool(actions) and all(
+        isinstance(a, dict) and _strings(a.get("action_id")) for a in actions)
+
+
 def _button_rating(action: dict[str, Any]) -> tuple[int, int] | None:
     """(execution id, rating) of a 👍 / 👎 button or the 1–5 select."""
     action_id = action.get("action_id")
     try:
         if action_id in (ACTION_UP, ACTION_DOWN):
             rating = REACTION_RATINGS["+1" if action_id == ACTION_UP else "-1"]
-            return int(action["value"]), rating
+            return _row_id(int(action["value"]), rating)
         if action_id == ACTION_SELECT:
             value = (action.get("selected_option") or {}).get("value", "")
             execution, _, stars = value.partition(":")
-            return int(execution), int(stars)
-    except (KeyError, TypeError, ValueError):
+            return _row_id(int(execution), int(stars))
+    except (AttributeError, KeyError, TypeError, ValueError):
         return None
     return None
+
+
+def _row_id(execution_id: int, rating: int) -> tuple[int, int] | None:
+    """None for an id no row can have (the database's integers are 64-bit)."""
+    return (execution_id, rating) if 0 < execution_id < 2**63 else None
 
 
 def action_to_feedback(
@@ -272,7 +327,11 @@ def action_place(body: dict[str, Any]) -> tuple[str | None, str | None]:
     """(channel, thread) of the message a block action was pressed on."""
     channel = (body.get("channel") or {}).get("id")
     thread = (body.get("message") or {}).get("thread_ts") or None
-    return channel, thread
+    return _text_or_none(channel), _text_or_none(thread)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 @dataclass(frozen=True)
@@ -290,9 +349,13 @@ class CommentTarget:
     def loads(cls, text: str) -> CommentTarget | None:
         try:
             data = json.loads(text)
-            return cls(int(data["e"]), data.get("c"), data.get("t"))
-        except (ValueError, TypeError, KeyError):
+            execution_id, channel, thread = int(data["e"]), data.get("c"), data.get("t")
+        except (ValueError, TypeError, KeyError, AttributeError):
             return None
+        if not 0 < execution_id < 2**63 or not all(
+                v is None or isinstance(v, str) for v in (channel, thread)):
+            return None
+        return cls(execution_id, channel, thread)
 
 
 def comment_target(body: dict[str, Any], action: dict[str, Any]) -> CommentTarget | None:
@@ -300,6 +363,8 @@ def comment_target(body: dict[str, Any], action: dict[str, Any]) -> CommentTarge
     try:
         execution_id = int(action.get("value", ""))
     except (TypeError, ValueError):
+        return None
+    if not 0 < execution_id < 2**63:
         return None
     channel, thread = action_place(body)
     return CommentTarget(execution_id, channel, thread)

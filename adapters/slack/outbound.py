@@ -256,6 +256,18 @@ def feedback_controls(execution_id: int) -> dict[str, Any]:
     }
 
 
+def _section_groups(text: str, message_budget: int, section_limit: int) -> list[list[str]]:
+    """The answer's mrkdwn sections, grouped into messages of about `message_budget`."""
+    pieces = split_text(mrkdwn(text.strip() or "(empty answer)"), section_limit)
+    per_message = max(1, min(message_budget // section_limit, MAX_BLOCKS - 3))
+    return [pieces[i:i + per_message] for i in range(0, len(pieces), per_message)]
+
+
+def answer_controls(event: AnswerReady) -> list[dict[str, Any]]:
+    """What closes an answer: the feedback controls, then the footer."""
+    return [feedback_controls(event.execution_id), context(escape(event.footer))]
+
+
 def answer_messages(
     event: AnswerReady, *, message_budget: int = MESSAGE_TEXT_BUDGET,
     section_limit: int = SECTION_LIMIT, preface: str | None = None,
@@ -263,9 +275,7 @@ def answer_messages(
     """The answer as one or more messages; the last carries the feedback controls and the
     footer (`v12 · 2 tools · 3.1 s`) and is the message that reactions rate. `preface`, if
     given, opens the first message as a context line."""
-    pieces = split_text(mrkdwn(event.text.strip() or "(empty answer)"), section_limit)
-    per_message = max(1, min(message_budget // section_limit, MAX_BLOCKS - 3))
-    groups = [pieces[i:i + per_message] for i in range(0, len(pieces), per_message)]
+    groups = _section_groups(event.text, message_budget, section_limit)
     messages = []
     for index, group in enumerate(groups):
         blocks = [section(piece) for piece in group]
@@ -274,14 +284,79 @@ def answer_messages(
         messages.append(SlackMessage(text=_fallback(group[0]), blocks=blocks))
     if preface:
         messages[0].blocks.insert(0, context(escape(preface)))
-    messages[-1].blocks.append(feedback_controls(event.execution_id))
-    messages[-1].blocks.append(context(escape(event.footer)))
+    messages[-1].blocks.extend(answer_controls(event))
     return messages
 
 
+def partial_messages(text: str) -> list[SlackMessage]:
+    """An answer still being written, laid out as its final messages will be (without the
+    controls and footer it gets when done); an open ``` block is shown closed."""
+    return [SlackMessage(text=_fallback(group[0]), blocks=[section(p) for p in group])
+            for group in _section_groups(text, MESSAGE_TEXT_BUDGET, SECTION_LIMIT)]
+
+
+def with_failure(message: SlackMessage, reason: str) -> SlackMessage:
+    """A partial answer marked as cut short: the failure notice under what was written."""
+    notice = failure_text_message(reason).blocks
+    return SlackMessage(text=message.text, blocks=[*message.blocks[: MAX_BLOCKS - 1], *notice])
+
+
+# --- streaming (chat.startStream / appendStream / stopStream) ---------------------------------
+
+STREAM_CALL_LIMIT = 12_000  # markdown_text per streaming call
+
+
+def stream_markdown(text: str) -> str:
+    """Model Markdown as streamed `markdown_text`: `&` and `<` escaped one character at a time,
+    so the text of a prefix is a prefix of the whole's (increments can be appended as they
+    come) and `<!channel>` pings no one."""
+    return text.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def stream_pieces(markdown: str, limit: int = STREAM_CALL_LIMIT) -> list[str]:
+    """Escaped stream text in pieces of at most `limit` characters, never cut inside an
+    `&amp;` / `&lt;` entity."""
+    pieces = []
+    while len(markdown) > limit:
+        cut = limit
+        entity = markdown.rfind("&", limit - 5, limit)
+        if entity != -1 and markdown.find(";", entity, limit) == -1:
+            cut = entity
+        pieces.append(markdown[:cut])
+        markdown = markdown[cut:]
+    return [*pieces, markdown] if markdown else pieces
+
+
+def stream_cut(text: str, start: int, sent: int,
+               budget: int = MESSAGE_TEXT_BUDGET) -> int | None:
+    """Where a streamed message that began at `start` ends so the answer goes on in a new
+    message (None: not yet). Nothing already sent (`sent`) moves: the first paragraph break
+    past three quarters of the budget; at the budget, the last line or word break."""
+    soft, hard = start + budget * 3 // 4, start + budget
+    low = max(soft, sent)
+    paragraph = text.find("\n\n", low, hard)
+    if paragraph != -1:
+        return paragraph + 2
+    if len(text) <= hard:
+        return None
+    for breaker in ("\n", " "):
+        at = text.rfind(breaker, low, hard)
+        if at != -1:
+            return at + 1
+    return max(hard, sent)
+
+
+def open_fence(text: str, inside: bool = False) -> bool:
+    """Whether a ``` block is still open after `text` (which began inside one if `inside`)."""
+    return inside != (text.count("```") % 2 == 1)
+
+
 def failure_message(event: ExecutionFailed) -> SlackMessage:
-    text = f":warning: {escape(event.reason)}"
-    return SlackMessage(text=_fallback(event.reason), blocks=[section(text)])
+    return failure_text_message(event.reason)
+
+
+def failure_text_message(reason: str) -> SlackMessage:
+    return SlackMessage(text=_fallback(reason), blocks=[section(f":warning: {escape(reason)}")])
 
 
 # --- documents (announcements, command replies) -------------------------------------------

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any, NamedTuple
 
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,8 +49,10 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from adapters.common.dedup import Dedup, MemoryDedup, RedisDedup
+from adapters.common.outage import unavailable
 from adapters.common.pacing import NoPacing
 from adapters.telegram.client import (
     Pacer,
@@ -59,6 +62,7 @@ from adapters.telegram.client import (
     chat_pacer,
     rate_limiter,
 )
+from adapters.telegram.files import FileFetcher
 from adapters.telegram.inbound import (
     PLATFORM,
     ActionCallback,
@@ -71,8 +75,10 @@ from adapters.telegram.inbound import (
     feedback_from_reaction,
     objective_from_message,
     parse_callback,
+    shared_files,
     tenant_of,
     topic_of,
+    well_formed,
 )
 from adapters.telegram.outbound import (
     Chunk,
@@ -87,13 +93,24 @@ from adapters.telegram.outbound import (
 )
 from engine.commands import Command, listed, needs_admin
 from engine.service import EvobotService
-from engine.types import FeedbackCategory, FeedbackSource, InboundCommand, InboundFeedback
+from engine.storage.outage import storage_unavailable
+from engine.types import (
+    FeedbackCategory,
+    FeedbackSource,
+    InboundCommand,
+    InboundFeedback,
+    InboundMessage,
+)
 
 log = logging.getLogger(__name__)
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MESSAGE_REACTION]
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# An update is one message (text up to 4,096 UTF-16 units, a caption up to 1,024) with its
+# entities, plus the message it replies to and a quote, each as large: about 24 KiB of escaped
+# text and up to one ~80-byte entity per character, ~350 KiB a message at worst. 1 MiB fits
+# an update; the Bot API never sends more.
 MAX_BODY = 1 << 20
 ACTION_DONE = {"rollback": "Rolled back", "apply": "Applied", "dismiss": "Dismissed"}
 STALE_BUTTON = "This button is no longer active."
@@ -142,7 +159,48 @@ def build_application(settings: TelegramSettings, *, polling: bool) -> AnyApplic
     )
     if not polling:
         builder = builder.updater(None)
-    return builder.build()
+    else:
+        builder = builder.get_updates_request(UpdatesRequest())
+    return builder.application_class(CheckedApplication).build()
+
+
+class UpdatesRequest(HTTPXRequest):
+    """getUpdates, where an update PTB can't parse becomes a bare update (its id alone): PTB
+    parses the whole batch at once, so one bad update would fail every poll from then on and
+    stop the bot; this way the offset moves past it."""
+
+    async def do_request(self, url: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(url, *args, **kwargs)
+        if code != 200 or not url.endswith("/getUpdates"):
+            return code, payload
+        data = json.loads(payload)
+        if isinstance(data.get("result"), list):
+            data["result"] = [_parseable(raw) for raw in data["result"]]
+        return code, json.dumps(data).encode()
+
+
+def _parseable(raw: Any) -> Any:
+    try:
+        Update.de_json(raw, None)
+        if _lone_surrogate(raw):
+            raise ValueError("a lone surrogate")
+        return raw
+    except Exception as exc:  # whatever PTB raises on a shape it doesn't expect
+        log.warning("update %s can't be parsed (%s); ignored", raw.get("update_id"), exc)
+        return {"update_id": raw["update_id"]}
+
+
+class CheckedApplication(Application[Any, Any, Any, Any, Any, Any]):
+    """PTB's Application that drops an update whose fields don't have the Bot API's types
+    before any handler (or PTB's own bookkeeping, which hashes the chat and user ids) reads
+    it: acknowledged and ignored, webhook and polling alike, since a redelivery would fail
+    the same way."""
+
+    async def process_update(self, update: object) -> None:
+        if isinstance(update, Update) and not well_formed(update):
+            log.warning("update %s is malformed; ignored", update.update_id)
+            return
+        await super().process_update(update)
 
 
 class TelegramIngress:
@@ -164,6 +222,7 @@ class TelegramIngress:
         self.dedup: Dedup = dedup or MemoryDedup()
         self.reaction_table = reaction_table
         self.failed: set[int] = set()  # webhook mode: update ids whose handling failed
+        self.unavailable: set[int] = set()  # … of those, failed because storage was down
         self._track_failures = not polling
         self.application = build_application(settings, polling=polling)
         self.sender = Sender(self.application.bot, pacer or NoPacing())
@@ -184,7 +243,9 @@ class TelegramIngress:
         app = self.application
         app.add_handler(TypeHandler(Update, self._claim), group=-1)
         app.add_handler(
-            MessageHandler(filters.UpdateType.MESSAGE & filters.TEXT, self._on_message), group=0
+            MessageHandler(filters.UpdateType.MESSAGE & (filters.TEXT | filters.Document.ALL
+                                                         | filters.PHOTO), self._on_message),
+            group=0
         )
         app.add_handler(CallbackQueryHandler(self._on_callback), group=0)
         app.add_handler(
@@ -218,10 +279,24 @@ class TelegramIngress:
         await self.dedup.confirm(str(update.update_id))
 
     async def _on_error(self, update: object, context: Context) -> None:
-        log.error("handling update failed", exc_info=context.error)
+        if isinstance(context.error, ValidationError) and isinstance(update, Update):
+            # a field of Telegram's with the wrong type (PTB doesn't check): redelivering
+            # the same update fails the same way, so it is acknowledged and ignored
+            log.warning("update %s is malformed; ignored", update.update_id,
+                        exc_info=context.error)
+            await self.dedup.confirm(str(update.update_id))
+            raise ApplicationHandlerStop
+        down = context.error is not None and storage_unavailable(context.error)
+        if down:
+            log.warning("storage unavailable: update left for redelivery (%s)",
+                        type(context.error).__name__)
+        else:
+            log.error("handling update failed", exc_info=context.error)
         if isinstance(update, Update):
             if self._track_failures:
                 self.failed.add(update.update_id)
+                if down:
+                    self.unavailable.add(update.update_id)
             await self.dedup.release(str(update.update_id))
         raise ApplicationHandlerStop
 
@@ -241,10 +316,24 @@ class TelegramIngress:
             return
         objective = objective_from_message(message, self.me)
         if objective is not None:
-            await self.service.handle_message(objective)
+            await self.service.handle_message(await self._with_files(message, objective))
+
+    async def _with_files(self, message: Message, objective: InboundMessage) -> InboundMessage:
+        """The message's document or photo, downloaded before the update is acknowledged
+        (adapters/telegram/files.py): if this process dies meanwhile, Telegram sends the
+        update again."""
+        shared = shared_files(message)
+        if not shared:
+            return objective
+        attachments = await FileFetcher(self.bot).fetch_all(shared)
+        return objective.model_copy(update={"attachments": attachments})
 
     async def _command(self, message: Message, command: InboundCommand) -> None:
         command = await self._with_admin_rights(message.chat, command)
+        shared = shared_files(message)
+        if shared:  # a file sent with the command: `/import` as an agent file's caption
+            attachments = await FileFetcher(self.bot).fetch_all(shared)
+            command = command.model_copy(update={"attachments": attachments})
         document = (await self.service.handle_command(command)).document
         await self.sender.send(
             message.chat.id, render_document(document), thread_id=topic_of(message),
@@ -469,13 +558,30 @@ async def _read_update(request: Request) -> dict[str, Any]:
     """The request's JSON when it looks like an update (400 otherwise)."""
     if int(request.headers.get("content-length") or 0) > MAX_BODY:
         raise _Rejected(Response("too large", status_code=413))
+    body = await request.body()
     try:
-        data = json.loads(await request.body())
+        data = json.loads(body)
     except ValueError:
         raise _refusal(400, "invalid JSON") from None
     if not isinstance(data, dict) or type(data.get("update_id")) is not int:
         raise _refusal(400, "not an update")
+    if _SURROGATE_ESCAPE.search(body) and _lone_surrogate(data):
+        log.warning("update %s carries a lone surrogate; ignored", data["update_id"])
+        raise _Rejected(Response(status_code=200))  # redelivered, it would fail again
     return data
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(data: Any) -> bool:
+    """A string holds a lone surrogate: JSON can escape one, UTF-8 (a Bot API request, a
+    Redis key) can't carry it."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class TelegramWebhook:
@@ -499,6 +605,8 @@ class TelegramWebhook:
         self._lock = asyncio.Lock()
         # the web process's mount protocol: `routes` plus startup()/shutdown()
         self.routes: list[BaseRoute] = [self.route()]
+        # checked by the web process before the body is read (adapters/common/body_limit.py)
+        self.body_limits = {WEBHOOK_PATH: MAX_BODY}
         if not settings.webhook_secret:
             log.error("TELEGRAM_WEBHOOK_SECRET is not set: %s refuses every request",
                       WEBHOOK_PATH)
@@ -595,6 +703,10 @@ async def _process(ingress: TelegramIngress, update: Update) -> Response:
     """200 once handled; 500 when handling failed, so Telegram delivers it again."""
     started = time.perf_counter()
     await ingress.application.process_update(update)
+    if update.update_id in ingress.unavailable:  # Telegram delivers it again later
+        ingress.failed.discard(update.update_id)
+        ingress.unavailable.discard(update.update_id)
+        return unavailable()
     if update.update_id in ingress.failed:
         ingress.failed.discard(update.update_id)
         return JSONResponse({"ok": False, "error": "handling failed"}, status_code=500)

@@ -1,6 +1,6 @@
 """Talking to the Bot API: settings, the PTB bot (AIORateLimiter with retries, so RetryAfter is
-honoured), per-chat pacing shared by every process, and sending HTML chunks with the
-plain-text retry."""
+honoured), per-chat pacing shared by every process, and sending, editing and drafting HTML
+chunks with the plain-text retry."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.telegram.org/bot"
 ReplyMarkup = InlineKeyboardMarkup | ForceReply
-CONNECT_RETRY_DELAYS = (0.5, 2.0)
+CONNECT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+# what PTB's NetworkError says for the Bot API's own 5xx: nothing was sent, so a retry
+# can't duplicate the message
+SERVER_ERRORS = ("bad gateway", "internal server error", "service unavailable",
+                 "gateway timeout")
 
 
 @dataclass(frozen=True)
@@ -182,19 +186,42 @@ class Sender:
             return await self._post(text=chunk.plain, **kwargs)
 
     async def _post(self, **kwargs: Any) -> Message:
-        """sendMessage; a connection that failed before the request went out is retried
-        (RetryAfter is the rate limiter's; a timeout is not retried: it may have been sent)."""
+        """sendMessage; a connection that failed before the request went out, or a Bot API
+        5xx, is retried for a few seconds (RetryAfter is the rate limiter's; a timeout is not
+        retried: it may have been sent)."""
         for delay in (*CONNECT_RETRY_DELAYS, None):
             try:
                 return await self.bot.send_message(**kwargs)
             except NetworkError as exc:
-                if delay is None or isinstance(exc, BadRequest | TimedOut) or (
-                    "connect" not in str(exc).lower()
+                message = str(exc).lower()
+                if delay is None or isinstance(exc, BadRequest | TimedOut) or not (
+                    "connect" in message or message.startswith(SERVER_ERRORS)
                 ):
                     raise
                 log.warning("Bot API unreachable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def draft(self, chat_id: int, draft_id: int, chunk: Chunk, *,
+                    thread_id: int | None = None) -> None:
+        """A private chat's draft (sendMessageDraft, Bot API 9.3+): a partial answer shown as
+        it is written; a draft isn't a message, so no per-chat pacing."""
+        try:
+            await self.bot.send_message_draft(chat_id, draft_id, chunk.html,
+                                              message_thread_id=thread_id,
+                                              parse_mode=ParseMode.HTML)
+        except BadRequest as exc:
+            if not is_parse_error(exc):
+                raise
+            await self.bot.send_message_draft(chat_id, draft_id, chunk.plain,
+                                              message_thread_id=thread_id)
+
+    async def delete(self, chat_id: int, message_id: int) -> None:
+        """Delete a message (a partial answer that got shorter); already gone is fine."""
+        try:
+            await self.bot.delete_message(chat_id, message_id)
+        except BadRequest as exc:
+            log.info("could not delete %s in %s: %s", message_id, chat_id, exc.message)
 
     async def edit(
         self, chat_id: int, message_id: int, chunk: Chunk,

@@ -23,6 +23,8 @@ from telegram import (
     MessageReactionUpdated,
     ReactionType,
     ReactionTypeEmoji,
+    Update,
+    User,
 )
 from telegram.constants import ChatType
 
@@ -38,6 +40,64 @@ from engine.types import (
 )
 
 PLATFORM = "telegram"
+
+
+# --- shape ----------------------------------------------------------------------------------
+
+
+def well_formed(update: Update) -> bool:
+    """The fields the handlers read have the Bot API's types (PTB builds objects from any
+    JSON without checking): a message's chat, id, sender, text and entities; a button press's
+    sender, data and message; a reaction's chat, message and reactions; and for any update,
+    the chat and user PTB itself files it under."""
+    try:
+        return _parts_ok(update) and _effective_ok(update)
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _effective_ok(update: Update) -> bool:
+    chat, user = update.effective_chat, update.effective_user
+    return (chat is None or _chat_ok(chat)) and (user is None or _user_ok(user))
+
+
+def _parts_ok(update: Update) -> bool:
+    if update.message is not None:
+        return _message_ok(update.message) and (
+            update.message.reply_to_message is None
+            or _message_ok(update.message.reply_to_message))
+    query = update.callback_query
+    if query is not None:
+        return _user_ok(query.from_user) and isinstance(query.data or "", str) and (
+            query.message is None or (isinstance(query.message, Message)
+                                      and _message_ok(query.message)))
+    reaction = update.message_reaction
+    if reaction is not None:
+        return (_chat_ok(reaction.chat) and type(reaction.message_id) is int
+                and (reaction.user is None or _user_ok(reaction.user))
+                and all(isinstance(r, ReactionType) and (
+                    not isinstance(r, ReactionTypeEmoji) or isinstance(r.emoji, str))
+                        for r in (*reaction.old_reaction, *reaction.new_reaction)))
+    return True
+
+
+def _message_ok(message: Message) -> bool:
+    return (_chat_ok(message.chat) and type(message.message_id) is int
+            and (message.from_user is None or _user_ok(message.from_user))
+            and all(isinstance(t, str) for t in (message.text or "", message.caption or ""))
+            and all(isinstance(e, MessageEntity) and type(e.offset) is int
+                    and type(e.length) is int for e in message.entities)
+            and (message.message_thread_id is None or type(message.message_thread_id) is int))
+
+
+def _chat_ok(chat: object) -> bool:
+    return isinstance(chat, Chat) and type(chat.id) is int and isinstance(chat.type, str)
+
+
+def _user_ok(user: object) -> bool:
+    return isinstance(user, User) and type(user.id) is int and isinstance(
+        user.first_name, str) and all(isinstance(v, str | None)
+                                      for v in (user.last_name, user.username))
 # the reaction map lives in the engine, shared with the other platforms
 DEFAULT_REACTION_RATINGS = ratings.DEFAULT_REACTION_RATINGS
 
@@ -106,7 +166,8 @@ def topic_of(message: Message) -> int | None:
 
 
 def is_command(message: Message) -> bool:
-    entities = message.entities or ()
+    """A text, or a file's caption (`/import` sent with an agent file), that is a command."""
+    entities = message.entities or message.caption_entities or ()
     return bool(entities) and entities[0].type == MessageEntity.BOT_COMMAND and (
         entities[0].offset == 0
     )
@@ -122,13 +183,15 @@ def replies_to_bot(message: Message, me: BotIdentity) -> bool:
 
 
 def _mentions_bot(message: Message, me: BotIdentity) -> tuple[bool, str]:
-    """(is the bot mentioned, the text with text-mentions of the bot blanked out)."""
-    text = message.text or ""
+    """(is the bot mentioned, the text — or a file's caption — with text-mentions of the bot
+    blanked out)."""
+    kinds: list[str | None] = [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
+    text = message.text or message.caption or ""
+    entities = (message.parse_entities(kinds) if message.text
+                else message.parse_caption_entities(kinds))
     mentioned = False
     handle = "@" + me.username.lower()
-    for entity, value in message.parse_entities(
-        [MessageEntity.MENTION, MessageEntity.TEXT_MENTION]
-    ).items():
+    for entity, value in entities.items():
         if entity.type == MessageEntity.MENTION and value.lower() == handle:
             mentioned = True
         elif entity.type == MessageEntity.TEXT_MENTION and entity.user and (
@@ -154,7 +217,7 @@ def _objective_text(message: Message, me: BotIdentity) -> str | None:
     to. Other chats (channels): never."""
     chat = message.chat
     if chat.type == ChatType.PRIVATE:
-        return (message.text or "").strip()
+        return (message.text or message.caption or "").strip()
     if not is_group(chat):
         return None
     addressed, text = _addressed_text(message, me)
@@ -162,15 +225,16 @@ def _objective_text(message: Message, me: BotIdentity) -> str | None:
 
 
 def objective_from_message(message: Message, me: BotIdentity) -> InboundMessage | None:
-    """A text message that is an objective for the bot, or None (commands, other bots and
-    anything that isn't plain text are not objectives)."""
-    if not message.text or is_command(message):
+    """A text message, or a document / photo (its caption the text, maybe empty), that is an
+    objective for the bot; None for commands, other bots and anything else. The files are
+    fetched by the app (adapters/telegram/files.py), see `shared_files`."""
+    if not (message.text or shared_files(message)) or is_command(message):
         return None
     author = author_of(message)
     if author is None:
         return None
     text = _objective_text(message, me)
-    if not text:
+    if text is None or not (text or shared_files(message)):
         return None
     chat = message.chat
     return InboundMessage(
@@ -180,16 +244,38 @@ def objective_from_message(message: Message, me: BotIdentity) -> InboundMessage 
     )
 
 
+@dataclass(frozen=True)
+class SharedFile:
+    """A document or photo in a message, to fetch with getFile."""
+
+    file_id: str
+    name: str  # the sender's name for it (untrusted: the engine makes it safe)
+    size: int | None
+
+
+def shared_files(message: Message) -> list[SharedFile]:
+    """The message's document, or its photo in the largest size Telegram made of it."""
+    if message.document is not None:
+        document = message.document
+        return [SharedFile(document.file_id, document.file_name or "document",
+                           document.file_size)]
+    if message.photo:
+        photo = message.photo[-1]
+        return [SharedFile(photo.file_id, f"photo_{message.message_id}.jpg", photo.file_size)]
+    return []
+
+
 def command_from_message(message: Message, me: BotIdentity) -> InboundCommand | None:
     """`/name[@bot] args…` → InboundCommand. is_admin is only known here for private chats
     and anonymous group admins; the app asks Telegram about everyone else when it matters."""
-    if not message.text or not is_command(message):
+    text = message.text or message.caption
+    if not text or not is_command(message):
         return None
     author = author_of(message)
     if author is None:
         return None
-    first = (message.entities or ())[0]
-    token = message.text[1 : first.length]  # ASCII command: UTF-16 length == str length
+    first = (message.entities or message.caption_entities or ())[0]
+    token = text[1 : first.length]  # ASCII command: UTF-16 length == str length
     name, _, target = token.partition("@")
     if target and target.lower() != me.username.lower():
         return None  # addressed to another bot
@@ -198,7 +284,7 @@ def command_from_message(message: Message, me: BotIdentity) -> InboundCommand | 
     chat = message.chat
     return InboundCommand(
         tenant_id=tenant_of(chat.id), user_id=author.user_id, name=name.lower(),
-        args=message.text[first.length :].split(), channel_id=str(chat.id),
+        args=text[first.length :].split(), channel_id=str(chat.id),
         is_admin=chat.type == ChatType.PRIVATE or author.anonymous_admin,
     )
 
@@ -345,7 +431,9 @@ Callback = RateCallback | CommentCallback | CategoryCallback | ActionCallback
 CALLBACK_LIMIT = 64  # bytes of callback_data
 COMMENT_CHOICE = "c"
 SKIP_CHOICE = "skip"
-_FEEDBACK_DATA = re.compile(r"^fb:(\d+):([1-5c])$")
+# an execution id past the database's 64-bit integer is no row of ours (and would overflow)
+MAX_EXECUTION_ID = 2**63 - 1
+_FEEDBACK_DATA = re.compile(r"^fb:(\d{1,19}):([1-5c])$")
 _CATEGORY_DATA = re.compile(r"^fc:(\d{1,19}):(\d{1,20}):([a-z_]{1,20})$")
 _ACTION_DATA = re.compile(r"^do:([a-z_]{1,20}):(.{0,40})$", re.S)
 
@@ -368,7 +456,7 @@ def action_data(action: str, value: str) -> str | None:
 
 def _feedback_callback(data: str) -> RateCallback | CommentCallback | None:
     match = _FEEDBACK_DATA.match(data)
-    if match is None:
+    if match is None or int(match.group(1)) > MAX_EXECUTION_ID:
         return None
     execution_id, choice = int(match.group(1)), match.group(2)
     if choice == COMMENT_CHOICE:
@@ -379,7 +467,7 @@ def _feedback_callback(data: str) -> RateCallback | CommentCallback | None:
 def _category_callback(data: str) -> CategoryCallback | None:
     """None for anything but Skip or a known category (a malformed or outdated button)."""
     match = _CATEGORY_DATA.match(data)
-    if match is None:
+    if match is None or int(match.group(1)) > MAX_EXECUTION_ID:
         return None
     choice = match.group(3)
     category = None if choice == SKIP_CHOICE else FeedbackCategory.parse(choice)

@@ -263,6 +263,21 @@ def render_answer(text: str, footer: str, limit: int = TEXT_LIMIT) -> list[Chunk
     return pack([*_answer_pieces(text, limit), _piece(footer, limit, "<i>", "</i>")], limit)
 
 
+def render_partial(text: str, limit: int = TEXT_LIMIT) -> list[Chunk]:
+    """An answer still being written, rendered as the answer is (so always whole HTML: text
+    is escaped, tags are ours); a ``` block still open is shown closed."""
+    if text.count("```") % 2 == 1:
+        text += "\n```"
+    return pack(_answer_pieces(text, limit), limit)
+
+
+def with_failure(chunk: Chunk, reason: str, limit: int = TEXT_LIMIT) -> Chunk | None:
+    """A partial answer marked as cut short, the notice under it; None when it won't fit."""
+    marked = Chunk(html=f"{chunk.html}{SEPARATOR}⚠️ {escape(reason)}",
+                   plain=f"{chunk.plain}{SEPARATOR}⚠️ {reason}")
+    return marked if utf16_len(marked.html) <= limit else None
+
+
 # how each kind of text block is wrapped: header bold, diff and code in <pre>, context italics
 _BLOCK_TAGS = {
     "header": ("<b>", "</b>"),

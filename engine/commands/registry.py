@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from engine.commands import approval, evolutions, settings, tools, versions
+from engine.commands import approval, evolutions, portable, settings, tools, versions
 from engine.commands.apikey import apikey
 from engine.commands.replies import reply
 from engine.runtime import Runtime
@@ -94,6 +94,10 @@ COMMANDS: tuple[Command, ...] = (
         settings.patterns),
     _tx("apikey", "create [admin]|list|revoke <key>", "REST API / dashboard keys (admins)",
         apikey, ADMIN),
+    _own("export", "[with-feedback]", "post this agent as a file to import elsewhere (admins)",
+         portable.export, ADMIN),
+    _own("import", "<agent file>", "a new version from an exported agent file (admins)",
+         portable.import_file, ADMIN),
     _own("apply", "<evolution id>", "apply a proposal waiting for approval (admins)",
          approval.apply, ADMIN, listed=False),
     _own("dismiss", "<evolution id>", "dismiss a proposal waiting for approval (admins)",

@@ -9,11 +9,12 @@ from engine.storage.models import Tool
 from engine.storage.repo import TenantRepo
 from engine.tools.box import SUBAGENT
 from engine.tools.registry import ACTIVE_STATUS, ARCHIVED, OFFERED, REJECTED
+from engine.tools.workflow import WORKFLOW
 from engine.types import Block, CommandReply, Document, InboundCommand
 
 
 def _tool_line(tool: Tool) -> str:
-    kind = "sub-agent" if tool.kind == SUBAGENT else "function"
+    kind = {SUBAGENT: "sub-agent", WORKFLOW: "workflow"}.get(tool.kind, "function")
     pin = " 📌 pinned" if tool.pinned else ""
     if tool.calls:
         avg = tool.total_duration_s / tool.calls

@@ -26,6 +26,7 @@ class Trigger(StrEnum):
     NEW_OBJECTIVE_TYPE = "new_objective_type"  # a rating on an objective unlike any before
     CAPABILITY_GAP = "capability_gap"  # reflection asked for a tool (recorded beside another)
     PERIODIC = "periodic"  # the daily look at recent answers, good ones included
+    IMPORT = "import"  # an admin imported an agent file (engine/portable_import.py)
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,7 @@ async def decide(rt: Runtime, attempt: Attempt) -> Conclusion:
     attempt.validation.reflect_errors = reflection.errors
     attempt.validation.fallback = reflection.used_fallback
     attempt.learnings, attempt.validation.refused_learnings = drop_unsafe(reflection.learnings)
-    if any(x.type == "tool_need" for x in attempt.learnings):
+    if any(x.type in ("tool_need", "workflow_need") for x in attempt.learnings):
         attempt.note_trigger(Trigger.CAPABILITY_GAP)  # the need goes to the tool maker
     stopped = propose_candidate(attempt) or check_structure(attempt)
     if stopped is None:

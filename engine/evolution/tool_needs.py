@@ -9,7 +9,7 @@ from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-TOOL_LEARNINGS = ("tool_need", "tool_removal")
+TOOL_LEARNINGS = ("tool_need", "workflow_need", "tool_removal")
 
 
 async def hand_tool_needs(rt: Runtime, attempt: Attempt) -> None:

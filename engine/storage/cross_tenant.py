@@ -1,14 +1,17 @@
 """The few queries that are not scoped to one tenant: the job plumbing that starts from an
-execution id, the reconciler's sweep over every tenant, and GDPR export/delete. Everything
-tenant-scoped goes through `TenantRepo` instead."""
+execution id, the ingress's insert of many tenants' objectives at once, the reconciler's
+sweep over every tenant, and GDPR export/delete. Everything tenant-scoped goes through
+`TenantRepo` instead."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, inspect, or_, select, update
+from sqlalchemy import Table, delete, func, inspect, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.storage.models import (
@@ -20,6 +23,7 @@ from engine.storage.models import (
     Feedback,
     Label,
     LabelMove,
+    StoredFile,
     Tenant,
     Tool,
     utcnow,
@@ -30,8 +34,44 @@ Sessions = async_sessionmaker[AsyncSession]
 
 # children before parents, so foreign keys never block a delete
 TENANT_TABLES: list[type[Base]] = [
-    Feedback, Execution, Evolution, Tool, LabelMove, Label, AgentVersion, Agent,
+    StoredFile, Feedback, Execution, Evolution, Tool, LabelMove, Label, AgentVersion, Agent,
 ]
+
+
+async def insert_executions(session: AsyncSession,
+                            rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
+    """Record pending executions — each row names its tenant — in one statement (the
+    ingress's group commit, engine/ingress.py): each row's id, or None when its platform
+    message was already recorded (a redelivery, or an earlier row of these)."""
+    ids: list[int | None] = [None] * len(rows)
+    first: dict[tuple[str, str, str | None], int] = {}  # unique key → its row in `rows`
+    alone = []  # no platform message id: nothing to be a duplicate of
+    for i, row in enumerate(rows):
+        if row.get("message_id") is None:
+            alone.append(i)
+        else:
+            first.setdefault((row["tenant_id"], row["channel_id"], row["message_id"]), i)
+    if first:
+        inserted = await _insert_new(session, [rows[i] for i in first.values()])
+        for key, i in first.items():
+            ids[i] = inserted.get(key)
+    for i in alone:
+        ids[i] = next(iter((await _insert_new(session, [rows[i]])).values()), None)
+    return ids
+
+
+async def _insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
+                      ) -> dict[tuple[str, str, str | None], int]:
+    """INSERT … ON CONFLICT DO NOTHING: (tenant, channel, message) → id of each row inserted.
+    Core, not the ORM's bulk layer: the ids are all this needs back."""
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    table = cast(Table, Execution.__table__)
+    statement = insert(table).on_conflict_do_nothing().returning(
+        table.c.id, table.c.tenant_id, table.c.channel_id, table.c.message_id
+    )
+    result = await session.execute(statement, list(rows))
+    return {(tenant, channel, message): id_ for id_, tenant, channel, message in result}
 
 
 async def claim_execution(sessions: Sessions, execution_id: int, stale_before: datetime) -> bool:

@@ -241,3 +241,24 @@ class ApiKey(Base):
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class StoredFile(Base):
+    """A file shared with the agent (`in`) or made by its code (`out`). The bytes live on
+    disk in the tenant's own directory under a generated name (engine/files/store.py); the
+    user's name for the file is kept here only, never used as a path."""
+
+    __tablename__ = "files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(200), index=True)
+    execution_id: Mapped[int | None] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    direction: Mapped[str] = mapped_column(String(10))  # in | out
+    name: Mapped[str] = mapped_column(String(200))  # the safe plain name the sandbox uses
+    media_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(100), unique=True)  # generated file name
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

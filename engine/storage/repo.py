@@ -40,6 +40,16 @@ class StaleLabel(Exception):
 
 
 @dataclass(frozen=True)
+class Serving:
+    """What picks the version that answers a message: cached by the ingress
+    (engine/ingress.py) until `serving_changed` says otherwise."""
+
+    active: int
+    canary: int | None
+    audience: frozenset[str]
+
+
+@dataclass(frozen=True)
 class RatingStats:
     version: int
     count: int
@@ -71,6 +81,9 @@ class TenantRepo:
         self.session = session
         self.tenant_id = tenant_id
         self._agent_id: int | None = None
+        # a label moved: caches in other processes are stale once this transaction commits
+        # (Runtime.repo tells them)
+        self.serving_changed = False
 
     # --- tenant and agent ---------------------------------------------------
 
@@ -134,6 +147,27 @@ class TenantRepo:
                 Label.agent_id == await self.agent_id(), Label.name == name
             )
         )
+
+    async def set_home_channel(self, channel_id: str) -> None:
+        """Where the tenant was last addressed (announcements go there); a write only when
+        it moves."""
+        await self.session.execute(
+            update(Tenant)
+            .where(Tenant.id == self.tenant_id,
+                   Tenant.home_channel_id.is_distinct_from(channel_id))
+            .values(home_channel_id=channel_id)
+        )
+
+    async def serving(self) -> Serving:
+        """The active and canary labels, in one query."""
+        rows = await self.session.execute(
+            select(Label.name, Label.version, Label.audience)
+            .where(Label.agent_id == await self.agent_id(), Label.name.in_((ACTIVE, CANARY)))
+        )
+        labels = {name: (version, audience) for name, version, audience in rows}
+        active, _ = labels[ACTIVE]
+        canary, audience = labels.get(CANARY, (None, None))
+        return Serving(active=active, canary=canary, audience=frozenset(audience or ()))
 
     async def label_row(self, name: str) -> Label | None:
         return await self.session.scalar(
@@ -216,6 +250,7 @@ class TenantRepo:
         With `expect`, fails with StaleLabel if the label no longer points there: the
         optimistic check that keeps concurrent promotions from overwriting each other.
         """
+        self.serving_changed = True
         row = await self.label_row(name)
         previous = row.version if row else None
         if expect is not ... and previous != expect:
@@ -252,6 +287,7 @@ class TenantRepo:
 
     async def set_label_audience(self, name: str, audience: list[str] | None) -> None:
         """The users a label always serves (the canary's askers)."""
+        self.serving_changed = True
         await self.session.execute(
             update(Label)
             .where(Label.agent_id == await self.agent_id(), Label.name == name)
@@ -387,6 +423,16 @@ class TenantRepo:
             .limit(limit)
         )
         return [(f, e) for f, e in rows]
+
+    async def live_feedback_with_versions(self) -> list[tuple[Feedback, int]]:
+        """Every live rating with the version that gave the answer (an export with feedback)."""
+        rows = await self.session.execute(
+            select(Feedback, Execution.version)
+            .join(Execution, Execution.id == Feedback.execution_id)
+            .where(Feedback.tenant_id == self.tenant_id, Feedback.retracted.is_(False))
+            .order_by(Feedback.id)
+        )
+        return [(f, int(v)) for f, v in rows]
 
     async def mark_feedback_used(
         self, read: Mapping[int, datetime], evolution_id: int

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.tools.box import SUBAGENT
+from engine.tools.box import FUNCTION, SUBAGENT
+from engine.tools.workflow import WORKFLOW
 from engine.types import Block, Button, Document
 
 
@@ -34,23 +35,31 @@ def tool_document(
     tool_version: int,
     from_version: int,
     to_version: int,
+    steps: str = "",  # a workflow's steps, one per line (engine/tools/workflow.py)
 ) -> Document:
-    what = "New specialist sub-agent" if kind == SUBAGENT else "New tool"
-    checked = (
-        f"{checks_passed} trial run passed" if kind == SUBAGENT
-        else f"{checks_passed} test{'s' if checks_passed != 1 else ''} passed in the sandbox"
-    )
-    title = f"{what}: {name} (v{from_version} → v{to_version})"
-    return Document(
-        summary=f"{title}. {checked}",
-        blocks=[
-            Block(kind="header", text=title),
-            Block(kind="text", text=description),
-            Block(kind="code", text=signature),
-            Block(kind="context", text=f"{name} v{tool_version} · {checked}"),
-        ],
-        buttons=[_rollback_button(from_version)],
-    )
+    title = f"{WHAT[kind]}: {name} (v{from_version} → v{to_version})"
+    checked = _checked(kind, checks_passed)
+    blocks = [
+        Block(kind="header", text=title),
+        Block(kind="text", text=description),
+        Block(kind="code", text=signature),
+    ]
+    if steps:
+        blocks.append(Block(kind="code", text=steps))
+    blocks.append(Block(kind="context", text=f"{name} v{tool_version} · {checked}"))
+    return Document(summary=f"{title}. {checked}", blocks=blocks,
+                    buttons=[_rollback_button(from_version)])
+
+
+WHAT = {FUNCTION: "New tool", SUBAGENT: "New specialist sub-agent", WORKFLOW: "New workflow"}
+
+
+def _checked(kind: str, passed: int) -> str:
+    if kind == SUBAGENT:
+        return f"{passed} trial run passed"
+    if kind == WORKFLOW:
+        return f"{passed} example run{'s' if passed != 1 else ''} passed (tool steps sandboxed)"
+    return f"{passed} test{'s' if passed != 1 else ''} passed in the sandbox"
 
 
 def retired_document(

@@ -14,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.ports import Sandbox
+from engine.ports import InputFiles, Sandbox
+from engine.tools.workflow import WORKFLOW, AskModel, parse_workflow, run_workflow
+from engine.types import SandboxFile, SandboxResult
 
 PYTHON_TOOL = "python"
 FUNCTION = "function"
@@ -26,7 +28,8 @@ class ToolSpec:
     name: str
     description: str
     parameters: dict[str, Any]
-    source: str = ""  # function: defines a function named like the tool; subagent: its JSON
+    source: str = ""  # function: defines a function named like the tool; subagent, workflow:
+    # its JSON
     version: int = 1
     kind: str = FUNCTION
 
@@ -48,8 +51,12 @@ class ToolSpec:
 PYTHON_SPEC = ToolSpec(
     name=PYTHON_TOOL,
     description=(
-        "Run Python code in an isolated sandbox (no network, no files outside a temp dir). "
-        "Assign the value to return to a variable named `result`."
+        "Run Python code in an isolated sandbox (no network, no files outside its working "
+        "directory). Assign the value to return to a variable named `result`. numpy, pandas "
+        "and matplotlib can be imported. Files the user shared are in the working directory, "
+        "read-only (open them by name). Files the code saves in `out/` (e.g. "
+        "`plt.savefig('out/chart.png')`, `df.to_csv('out/summary.csv')`) are sent to the user "
+        "with your answer."
     ),
     parameters={
         "type": "object",
@@ -85,8 +92,14 @@ class ToolBox:
         timeout_s: float = 5.0,
         run_subagent: SubagentRunner | None = None,
         subagent_timeout_s: float = 60.0,
+        ask_model: AskModel | None = None,  # a workflow's llm steps
     ) -> None:
         self.sandbox = sandbox
+        # the execution's files, read-only in every sandboxed call's working directory, and
+        # the files its calls left in out/ (engine/files/execution.py)
+        self.files: InputFiles = {}
+        self.made: dict[str, SandboxFile] = {}
+        self.ask_model = ask_model
         self.timeout_s = timeout_s
         self.run_subagent = run_subagent
         self.subagent_timeout_s = subagent_timeout_s
@@ -108,12 +121,15 @@ class ToolBox:
             return ToolOutcome(name, False, "error: arguments were not valid JSON", 0.0, arguments)
         if spec.kind == SUBAGENT:
             return await self._call_subagent(spec, arguments, start)
+        if spec.kind == WORKFLOW:
+            return await self._call_workflow(spec, arguments, start)
         if name == PYTHON_TOOL:
             code, inputs = str(arguments.get("code", "")), {}
         else:
             code, inputs = call_code(spec), arguments
         try:
-            result = await self.sandbox.run(code, inputs=inputs, timeout_s=self.timeout_s)
+            result = await self.sandbox.run(code, inputs=inputs, files=self.files or None,
+                                            timeout_s=self.timeout_s)
         except Exception as exc:  # the sandbox itself broke: report, don't crash the execution
             return ToolOutcome(
                 name, False, f"error: sandbox failure: {exc}", _since(start), arguments
@@ -122,8 +138,20 @@ class ToolBox:
         if result.error:
             content = f"error: {result.error}\n{result.stderr[-1000:]}".strip()
             return ToolOutcome(name, False, content, duration, arguments)
-        payload = {"value": result.value, "stdout": result.stdout[-2000:]}
+        payload = {"value": result.value, "stdout": result.stdout[-2000:], **self._keep(result)}
         return ToolOutcome(name, True, json.dumps(payload, default=str), duration, arguments)
+
+    def _keep(self, result: SandboxResult) -> dict[str, list[str]]:
+        """Collect what the code left in out/ (a later file of the same name replaces an
+        earlier one) and tell the model which files will reach the user."""
+        for file in result.files:
+            self.made[file.name] = file
+        told: dict[str, list[str]] = {}
+        if result.files:
+            told["files_sent_with_answer"] = [f.name for f in result.files]
+        if result.files_skipped:
+            told["files_not_sent"] = result.files_skipped
+        return told
 
     async def _call_subagent(
         self, spec: ToolSpec, arguments: dict[str, Any], start: float
@@ -145,6 +173,29 @@ class ToolBox:
             return ToolOutcome(spec.name, False, content, _since(start), arguments)
         payload = {"value": answer, "tools_used": used}
         return ToolOutcome(spec.name, True, json.dumps(payload), _since(start), arguments)
+
+
+    async def _call_workflow(
+        self, spec: ToolSpec, arguments: dict[str, Any], start: float
+    ) -> ToolOutcome:
+        """Each step through this box (engine/tools/workflow.py); a failure names its step."""
+        async def call_step(name: str, step_arguments: dict[str, Any]) -> tuple[bool, str]:
+            target = self.tools.get(name)
+            if target is None or target.kind == WORKFLOW:  # one level: no nested workflows
+                return False, f"error: no tool named {name!r}"
+            outcome = await self.call(name, step_arguments)
+            return outcome.ok, outcome.content
+
+        try:
+            workflow = parse_workflow(spec.source)
+        except ValueError as exc:
+            content = f"error: broken workflow: {exc}"[:1000]
+            return ToolOutcome(spec.name, False, content, _since(start), arguments)
+        run = await run_workflow(workflow, arguments, call_step, self.ask_model)
+        if not run.ok:
+            return ToolOutcome(spec.name, False, f"error: {run.error}", _since(start), arguments)
+        content = json.dumps({"value": run.value, "steps": run.steps}, default=str)
+        return ToolOutcome(spec.name, True, content, _since(start), arguments)
 
 
 def _since(start: float) -> float:

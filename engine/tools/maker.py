@@ -2,9 +2,13 @@
 
 1. One structured LLM call (the evolver model) for a draft: a function (name, description,
    JSON-schema parameters, Python source, unit tests) — or, when the need asks for a
-   specialist, a sub-agent (persona, rules, the function tools it may use, an example task).
-2. Static checks (engine.tools.checks), then the tests run in the sandbox (a sub-agent gets
-   one trial run on its example task instead).
+   specialist, a sub-agent (persona, rules, the function tools it may use, an example task);
+   or, when it asks for a fixed multi-step procedure (a `workflow_need`), a workflow (typed
+   inputs, steps calling tools, sub-agents and the model, trial inputs —
+   engine/tools/workflow.py).
+2. Static checks (engine.tools.checks, workflow_problems), then the tests run in the sandbox
+   (a sub-agent gets one trial run on its example task instead; a workflow runs on each
+   trial input, its tool steps in the sandbox).
 3. On failure one retry that shows the model the error, then a recorded rejection: a
    `tools` row with status `rejected` and the reason, never offered to any agent.
 4. On success: an active `tools` row, a new agent version carrying `name@version`
@@ -23,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import jsonschema
 from pydantic import BaseModel, Field
 
 from engine.evolution.checks import text_problems
@@ -34,7 +39,13 @@ from engine.storage.models import Tool
 from engine.storage.repo import StaleLabel
 from engine.tools.announce import signature, tool_document
 from engine.tools.box import FUNCTION, SUBAGENT, ToolSpec
-from engine.tools.checks import function_problems, name_problems, plan_suite, suite_program
+from engine.tools.checks import (
+    function_problems,
+    name_problems,
+    plan_suite,
+    schema_problems,
+    suite_program,
+)
 from engine.tools.lifecycle import retire
 from engine.tools.registry import (
     ACTIVE_STATUS,
@@ -46,8 +57,11 @@ from engine.tools.registry import (
     next_version,
     replacing,
     republish,
+    toolbox_of,
 )
 from engine.tools.subagent import TASK_PARAMETERS, SubagentSpec, subagent_runner
+from engine.tools.workflow import MAX_STEPS as MAX_WORKFLOW_STEPS
+from engine.tools.workflow import WORKFLOW, WorkflowSpec, render_steps, workflow_problems
 from engine.types import StructuredPrompt, TenantId, ToolAnnounced
 
 log = logging.getLogger(__name__)
@@ -69,15 +83,23 @@ Choose `kind`:
 - "subagent" when the need asks for a specialist (an expert role with its own persona and
   rules) rather than a computation: give `persona`, up to 5 `rules`, the names of existing
   function tools it may use (`tools`) and one `example_task`.
+- "workflow" when the need is a fixed procedure of several steps (`kind_hint` says so): its
+  inputs are `parameters`; `steps` run in order, each {"id": snake_case, "kind": "tool" |
+  "subagent" | "llm", "tool": existing tool or sub-agent name, "arguments": {...} (tool),
+  "task": str (subagent), "prompt": str (llm), "output": "string" | "number" | "integer" |
+  "boolean" | "object" | "array" | "any"}; inputs are referenced as {{inputs.<name>}} and
+  earlier outputs as {{steps.<id>}}; `result` names the step returned; `trial_inputs`: 1 to
+  3 argument objects to try it on.
 - "none" when no tool would meet the need.
 If `error` is present, your previous attempt (`previous_attempt`) failed: fix it.
-Answer with JSON only: {"kind": "function" | "subagent" | "none", "name": snake_case str,
-"description": str (what it does, when to use it), "parameters": object, "source": str,
-"tests": str, "persona": str, "rules": [str], "tools": [str], "example_task": str}"""
+Answer with JSON only: {"kind": "function" | "subagent" | "workflow" | "none",
+"name": snake_case str, "description": str (what it does, when to use it), "parameters":
+object, "source": str, "tests": str, "persona": str, "rules": [str], "tools": [str],
+"example_task": str, "steps": [object], "result": str, "trial_inputs": [object]}"""
 
 
 class ToolDraft(BaseModel):
-    kind: Literal["function", "subagent", "none"] = "function"
+    kind: Literal["function", "subagent", "workflow", "none"] = "function"
     name: str = Field(default="", max_length=100)
     description: str = Field(default="", max_length=600)
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -87,12 +109,17 @@ class ToolDraft(BaseModel):
     rules: list[str] = Field(default_factory=list, max_length=5)
     tools: list[str] = Field(default_factory=list, max_length=8)
     example_task: str = Field(default="", max_length=600)
+    steps: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_WORKFLOW_STEPS)
+    result: str = Field(default="", max_length=32)
+    trial_inputs: list[dict[str, Any]] = Field(default_factory=list, max_length=3)
 
     def tool_parameters(self) -> dict[str, Any]:
         return TASK_PARAMETERS if self.kind == SUBAGENT else self.parameters
 
     def tool_source(self) -> str:
-        """What the `tools` row stores: Python, or the sub-agent's spec as JSON."""
+        """What the `tools` row stores: Python, or the sub-agent's / workflow's spec as JSON."""
+        if self.kind == WORKFLOW:
+            return json.dumps({"steps": self.steps, "result": self.result}, ensure_ascii=False)
         if self.kind != SUBAGENT:
             return self.source
         prompt = StructuredPrompt.model_validate(
@@ -102,6 +129,10 @@ class ToolDraft(BaseModel):
         return SubagentSpec(prompt=prompt, tools=self.tools).model_dump_json()
 
     def tool_tests(self) -> str:
+        """Functions: their tests; a sub-agent: its example task; a workflow: its trial
+        inputs."""
+        if self.kind == WORKFLOW:
+            return json.dumps(self.trial_inputs, ensure_ascii=False)
         return self.example_task if self.kind == SUBAGENT else self.tests
 
 
@@ -163,10 +194,10 @@ async def make_tool(
             return MakeResult("declined", draft.name, attempts=attempt, note=draft.description)
         if _unchanged(draft, existing):
             return MakeResult("unchanged", draft.name, attempts=attempt)
-        trial = await _trial(rt, tenant_id, draft, existing)
-        if trial.ok:
-            return await _register(rt, tenant_id, evolution_id, draft, trial, attempt)
-        errors.append(trial.error)
+        trial_result = await trial(rt, tenant_id, draft, existing)
+        if trial_result.ok:
+            return await _register(rt, tenant_id, evolution_id, draft, trial_result, attempt)
+        errors.append(trial_result.error)
     return await _reject(rt, tenant_id, evolution_id, draft, errors)
 
 
@@ -185,10 +216,13 @@ def _messages(
         },
         "examples": examples,
         "existing_tools": [
-            {"name": t.name, "kind": t.kind, "description": t.description} for t in existing
+            {"name": t.name, "kind": t.kind, "description": t.description,
+             "parameters": t.parameters} for t in existing
         ],
         "allowed_imports": sorted(DEFAULT_ALLOWED_MODULES),
     }
+    if learning.type == "workflow_need":
+        data["kind_hint"] = WORKFLOW
     if error is not None:
         data["previous_attempt"] = previous.model_dump() if previous else None
         data["error"] = error[:2000]
@@ -226,25 +260,78 @@ def _unchanged(draft: ToolDraft, existing: list[ToolSpec]) -> bool:
     )
 
 
-async def _trial(
+async def trial(
     rt: Runtime, tenant_id: TenantId, draft: ToolDraft, existing: list[ToolSpec]
 ) -> Trial:
+    """What a draft must pass to be registered (an imported tool too): static checks, then
+    its tests in the sandbox (a sub-agent: a trial run; a workflow: its trial inputs)."""
     if draft.kind == SUBAGENT:
         return await _trial_subagent(rt, tenant_id, draft, existing)
+    if draft.kind == WORKFLOW:
+        return await trial_workflow(rt, tenant_id, draft, existing)
     problems = function_problems(
         draft.name, draft.description, draft.parameters, draft.source, draft.tests
     )
     if problems:
         return Trial(False, error="static checks failed:\n" + "\n".join(problems))
-    plan = plan_suite(draft.tests)
+    return await run_tests(rt, draft.source, draft.tests)
+
+
+async def run_tests(rt: Runtime, source: str, tests: str) -> Trial:
+    """A function tool's tests, in the sandbox."""
+    plan = plan_suite(tests)
     result = await rt.sandbox.run(
-        suite_program(draft.source, draft.tests, plan), inputs={}, timeout_s=TEST_TIMEOUT_S
+        suite_program(source, tests, plan), inputs={}, timeout_s=TEST_TIMEOUT_S
     )
     if result.error:
         return Trial(False, error=f"tests failed: {result.error}\n{result.stderr[-1500:]}".strip())
     if result.value != {"passed": plan.count}:
         return Trial(False, error=f"tests did not finish (result {result.value!r})")
     return Trial(True, plan.count)
+
+
+def workflow_draft_problems(draft: ToolDraft, existing: list[ToolSpec]) -> list[str]:
+    """Static checks of a workflow: its name, inputs, steps (against the tools it may call)
+    and trial inputs (each must fit the parameters)."""
+    problems = name_problems(draft.name) + schema_problems(draft.parameters)
+    if not draft.description.strip():
+        problems.append("the description is empty")
+    try:
+        spec = WorkflowSpec.model_validate({"steps": draft.steps, "result": draft.result})
+    except ValueError as exc:
+        return [*problems, f"the steps are not a valid workflow: {exc}"[:1500]]
+    tools = {t.name: t.parameters for t in existing if t.kind == FUNCTION}
+    subagents = {t.name for t in existing if t.kind == SUBAGENT}
+    problems += workflow_problems(spec, draft.parameters, tools, subagents)
+    if not draft.trial_inputs:
+        problems.append("give at least one trial input (arguments to try the workflow on)")
+    for number, example in enumerate(draft.trial_inputs, 1):
+        try:
+            jsonschema.validate(example, draft.parameters)
+        except (jsonschema.ValidationError, jsonschema.SchemaError) as exc:
+            problems.append(f"trial input {number} does not fit the parameters: {exc.message}")
+    return problems
+
+
+async def trial_workflow(
+    rt: Runtime, tenant_id: TenantId, draft: ToolDraft, existing: list[ToolSpec]
+) -> Trial:
+    """Static checks, then a run on each trial input (tool steps in the sandbox); a failing run
+    names its step."""
+    problems = workflow_draft_problems(draft, existing)
+    if problems:
+        return Trial(False, error="checks failed:\n" + "\n".join(problems))
+    spec = ToolSpec(draft.name, draft.description, draft.parameters, draft.tool_source(), 0,
+                    WORKFLOW)
+    others = [t for t in existing if t.name != draft.name and t.kind != WORKFLOW]
+    box = toolbox_of(rt, tenant_id, [*others, spec], model=rt.settings.llm_model,
+                     temperature=rt.settings.temperature)
+    for number, example in enumerate(draft.trial_inputs, 1):
+        outcome = await box.call(draft.name, example)
+        if not outcome.ok:
+            return Trial(False, error=f"trial input {number} {json.dumps(example)[:200]}: "
+                                      f"{outcome.content}"[:2000])
+    return Trial(True, len(draft.trial_inputs))
 
 
 async def _trial_subagent(
@@ -339,6 +426,8 @@ def _announcement(
             name=draft.name, kind=draft.kind, description=draft.description, signature=sig,
             checks_passed=trial.passed, tool_version=registered.tool_version,
             from_version=moved.from_version, to_version=moved.to_version,
+            steps=render_steps(WorkflowSpec.model_validate_json(draft.tool_source()))
+            if draft.kind == WORKFLOW else "",
         ),
     )
 

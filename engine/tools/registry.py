@@ -41,6 +41,13 @@ async def build_toolbox(
         async with rt.repo(tenant_id) as repo:
             rows = {ref(t.name, t.version): t for t in await repo.tools(OFFERED)}
     specs = [spec(rows[r]) for r in tool_refs if r in rows]
+    return toolbox_of(rt, tenant_id, specs, model=model, temperature=temperature)
+
+
+def toolbox_of(
+    rt: Runtime, tenant_id: TenantId, specs: list[ToolSpec], *, model: str, temperature: float
+) -> ToolBox:
+    """`python` plus these tools, wired to the sandbox and (sub-agents, workflows) the model."""
     functions = [s for s in specs if s.kind == FUNCTION]
     runner = None
     if any(s.kind == SUBAGENT for s in specs):
@@ -53,12 +60,20 @@ async def build_toolbox(
             sandbox=rt.sandbox,
             tool_timeout_s=rt.settings.tool_timeout_s,
         )
+
+    async def ask_model(prompt: str) -> str:  # a workflow's llm step: one plain request
+        messages = [{"role": "user", "content": prompt}]
+        reply = await rt.gateway.complete(model, messages, purpose="workflow_step",
+                                          temperature=temperature)
+        return reply.content
+
     return ToolBox(
         [PYTHON_SPEC, *specs],
         rt.sandbox,
         timeout_s=rt.settings.tool_timeout_s,
         run_subagent=runner,
         subagent_timeout_s=rt.settings.llm_timeout_s * MAX_STEPS,
+        ask_model=ask_model,
     )
 
 

@@ -22,6 +22,8 @@ def manifest() -> dict[str, Any]:
 
 def test_manifest_matches_the_app(manifest: dict[str, Any]) -> None:
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)
+    # files shared with the bot are downloaded; the files answers make are uploaded
+    assert {"files:read", "files:write"} <= set(BOT_SCOPES)
     assert [c["command"] for c in manifest["features"]["slash_commands"]] == [COMMAND]
     events = manifest["settings"]["event_subscriptions"]["bot_events"]
     assert {"app_mention", "message.im", "reaction_added", "reaction_removed",
