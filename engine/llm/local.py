@@ -9,6 +9,7 @@ time (llama.cpp contexts are not thread-safe). Answers stream token by token whe
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 import time
 import uuid
@@ -55,6 +56,16 @@ def _load(name: str) -> Any:
                 model_path=str(_model_path(name)), n_ctx=4096, n_threads=2, verbose=False
             )
         return _MODELS[name]
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the models while the interpreter still works: llama.cpp's own finalizer, run at
+    shutdown, finds its C bindings already gone and prints a traceback."""
+    with _LOAD_LOCK:
+        for model in _MODELS.values():
+            model.close()
+        _MODELS.clear()
 
 
 def _request(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
