@@ -51,6 +51,8 @@ class Config(BaseSettings):
     # tuning knobs (tests and small deployments)
     evolve_after_ratings: int = Field(default=3, alias="EVOBOT_EVOLVE_AFTER_RATINGS")
     job_retry_intervals: str = Field(default="2,10,30", alias="EVOBOT_JOB_RETRY_INTERVALS")
+    # an answer Slack or Telegram refused (down, rate-limiting) is posted again after each
+    redeliver_after_s: str = Field(default="5,15,30,60,120,300", alias="EVOBOT_REDELIVER_AFTER_S")
     reconcile_every_s: float = Field(default=15.0, alias="EVOBOT_RECONCILE_EVERY_S")
     # how often each active tenant gets an evolution over its recent answers (0: never)
     periodic_evolution_s: float = Field(default=86_400.0, alias="EVOBOT_PERIODIC_EVOLUTION_S")
@@ -105,6 +107,7 @@ class Config(BaseSettings):
             job_retry_intervals=[
                 int(x) for x in self.job_retry_intervals.split(",") if x.strip()
             ],
+            redeliver_after_s=[int(x) for x in self.redeliver_after_s.split(",") if x.strip()],
             admins=self.admins,
             stale_running_s=self.stale_running_s,
             pending_grace_s=self.pending_grace_s,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from rq import Queue
 from rq.cron import CronScheduler
 from rq.timeouts import TimerDeathPenalty
+from rq.utils import current_timestamp
 
 from bot.config import Config
 from bot.observability import ObservedWorker, install_llm_metrics, serve_worker_metrics
@@ -81,21 +82,37 @@ def make_cron(redis: RedisHandle, config: Config) -> CronScheduler:
     return cron
 
 
+def enqueue_due_retries(queues: list[Queue]) -> None:
+    """What RQ's scheduler does for a retry (or `enqueue_in`) whose time has come. The
+    embedded worker runs no scheduler (RQ's forks a process), so its cron thread does this."""
+    for queue in queues:
+        registry = queue.scheduled_job_registry
+        for job_id in registry.get_jobs_to_schedule(current_timestamp()):
+            job = queue.fetch_job(job_id)
+            registry.remove(job_id)
+            if job is not None:
+                queue.enqueue_job(job)
+
+
 def schedule_recurring_jobs(
-    redis: RedisHandle, config: Config, stop: threading.Event
+    redis: RedisHandle, config: Config, stop: threading.Event, *, retries: bool = False
 ) -> threading.Thread:
     """Wake the CronScheduler when a job is due. Its own `start()` loop installs signal
     handlers (main thread only) and can't be stopped from another thread, so a daemon thread
-    asks it what is due and sleeps for as long as it says."""
+    asks it what is due and sleeps for as long as it says (with `retries`, at most 1 s, and
+    it also queues the retries that are due)."""
     cron = make_cron(redis, config)
+    queues = _queues(redis) if retries else []
 
     def loop() -> None:
         while not stop.is_set():
             try:
                 cron.enqueue_jobs()
+                enqueue_due_retries(queues)
             except Exception:
                 log.exception("could not enqueue recurring jobs (is Redis down?)")
-            stop.wait(max(1.0, cron.calculate_sleep_interval()))
+            due = cron.calculate_sleep_interval()
+            stop.wait(1.0 if retries else max(1.0, due))
 
     thread = threading.Thread(target=loop, name="evobot-cron", daemon=True)
     thread.start()
@@ -141,7 +158,7 @@ class EmbeddedWorker:
 
     def start(self) -> EmbeddedWorker:
         install_factory(self.config, self.make_notifier, self.redis)
-        schedule_recurring_jobs(self.redis, self.config, self._stop)
+        schedule_recurring_jobs(self.redis, self.config, self._stop, retries=True)
         self.thread.start()
         return self
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from engine.files.execution import files_for, keep_outputs
 from engine.llm.gateway import LLMError, LLMTimeout, tool_use
 from engine.present import footer
+from engine.redeliver import earlier_pending, hold_answer, partial_answer
 from engine.runner import Guidance, RunResult, run_agent
 from engine.runtime import Runtime
 from engine.storage.cross_tenant import (
@@ -165,15 +166,7 @@ def _answer_stream(rt: Runtime, row: Execution) -> AnswerStream:
         await _remember_answer(rt, row, ref)
 
     return AnswerStream(deliver, every_s=rt.settings.stream_every_s,
-                        replaces=_partial_answer(row), remember=remember)
-
-
-def _partial_answer(row: Execution) -> MessageRef | None:
-    """The answer message an earlier attempt of this execution left (a stream cut short)."""
-    if row.answer_channel_id is None or row.answer_message_id is None:
-        return None
-    return MessageRef(channel_id=row.answer_channel_id, message_id=row.answer_message_id,
-                      thread_id=row.thread_id)
+                        replaces=partial_answer(row), remember=remember)
 
 
 async def _load(rt: Runtime, execution_id: int) -> Job:
@@ -208,6 +201,9 @@ async def _deliver_answer(rt: Runtime, job: Job, result: RunResult, tool_count: 
     """Post the answer (finishing the streamed message, if there is one); remember which
     platform message it became (reactions find it)."""
     row, number = job.row, job.version.version
+    if await earlier_pending(rt, row):  # in order: queue behind the thread's held answer
+        await hold_answer(rt, row)
+        return
     delivery = await rt.notifier.deliver(AnswerReady(
         tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
         thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,
@@ -216,7 +212,9 @@ async def _deliver_answer(rt: Runtime, job: Job, result: RunResult, tool_count: 
         footer=footer(number, tool_count, result.duration_s, row.arm), files=files,
         replaces=streamed,
     ))
-    if delivery.ref is not None:
+    if delivery.failed:  # the platform is down or rate-limiting: a job posts it later
+        await hold_answer(rt, row)
+    elif delivery.ref is not None:
         await _remember_answer(rt, row, delivery.ref)
 
 
@@ -255,14 +253,18 @@ async def mark_failed(rt: Runtime, execution_id: int, reason: str) -> None:
         return
     await _tell_failed(
         rt, row, "Something went wrong while answering; it has been logged. Please try again.",
-        _partial_answer(row),
+        partial_answer(row),
     )
 
 
 async def _tell_failed(rt: Runtime, row: Execution, reason: str,
                        replaces: MessageRef | None) -> None:
-    """Say the execution failed — in the partial answer's message, if a stream left one."""
-    await rt.notifier.deliver(
+    """Say the execution failed — in the partial answer's message, if a stream left one;
+    after the thread's held answers, and held itself while the platform refuses it."""
+    if await earlier_pending(rt, row):
+        await hold_answer(rt, row)
+        return
+    delivery = await rt.notifier.deliver(
         ExecutionFailed(
             tenant_id=row.tenant_id,
             execution_id=row.id,
@@ -274,6 +276,8 @@ async def _tell_failed(rt: Runtime, row: Execution, reason: str,
             replaces=replaces,
         )
     )
+    if delivery.failed:
+        await hold_answer(rt, row)
 
 
 async def _guidance(rt: Runtime, row: Execution, privacy_mode: str) -> Guidance:

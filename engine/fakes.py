@@ -82,6 +82,7 @@ class RecordingQueue:
         self.executions: list[int] = []
         self.evolutions: list[tuple[TenantId, str]] = []
         self.reviews: list[TenantId] = []
+        self.redeliveries: list[int] = []
 
     async def enqueue_execution(self, execution_id: int) -> None:
         self.executions.append(execution_id)
@@ -96,6 +97,9 @@ class RecordingQueue:
 
     async def enqueue_review(self, tenant_id: TenantId) -> None:
         self.reviews.append(tenant_id)
+
+    async def enqueue_redelivery(self, execution_id: int) -> None:
+        self.redeliveries.append(execution_id)
 
     async def forget_tenant(self, tenant_id: TenantId) -> int:
         self.evolutions = [e for e in self.evolutions if e[0] != tenant_id]

@@ -28,4 +28,4 @@ class NotifierRouter:
             return await notifier.deliver(event)
         except Exception:  # a platform outage must not fail the job that produced the event
             log.exception("delivering %s to %s failed", event.type, event.tenant_id)
-            return Delivery()
+            return Delivery(failed=True)

@@ -41,6 +41,10 @@ class JobQueue(Protocol):
 
     async def enqueue_review(self, tenant_id: TenantId) -> None: ...
 
+    async def enqueue_redelivery(self, execution_id: int) -> None:
+        """Post a stored answer the platform refused, retried for minutes until it takes it."""
+        ...
+
     async def forget_tenant(self, tenant_id: TenantId) -> int:
         """Drop the tenant's queued jobs and keys; returns how many keys went."""
         ...

@@ -39,6 +39,8 @@ class EngineSettings(BaseModel):
     replay_positives: int = 2
     # jobs
     job_retry_intervals: list[int] = [2, 10, 30]
+    # an answer the platform refused is posted again after each of these waits (~9 min)
+    redeliver_after_s: list[int] = [5, 15, 30, 60, 120, 300]
     # a running execution beats every heartbeat_s; silent for stale_running_s: its worker died
     heartbeat_s: float = 10.0
     stale_running_s: float = 45.0

@@ -414,3 +414,4 @@ class Delivery(BaseModel):
 
     ref: MessageRef | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+    failed: bool = False  # the platform could not be reached (its notifier raised)

@@ -94,6 +94,12 @@ def error_code(exc: SlackApiError) -> str:
         return ""
 
 
+def unreachable(exc: SlackApiError) -> bool:
+    """Slack answered 5xx or 429 even after slack_sdk's retries (an outage, not a refusal)."""
+    status = getattr(exc.response, "status_code", None)
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
 def retry_after_s(exc: SlackApiError) -> float | None:
     """Retry-After of a 429 (slack_sdk's retries exhausted); None for any other error."""
     response = exc.response
@@ -183,6 +189,8 @@ class SlackNotifier:
             if code in TOKEN_GONE:
                 self.tokens.forget(event.tenant_id)
             log.warning("Slack refused %s for %s: %s", event.type, event.tenant_id, code)
+            if unreachable(exc):  # down or rate-limiting past our retries: the engine re-posts
+                return Delivery(failed=True)
         return Delivery()
 
     # --- one method per event (adapters.common.dispatch.EventHandlers) -------------------

@@ -9,6 +9,7 @@ from engine.evolution.review import review
 from engine.execute import execute, mark_failed
 from engine.jobs.reconciler import queue_periodic_evolutions, reconcile
 from engine.jobs.worker_runtime import run_in_job_loop
+from engine.redeliver import give_up_redelivery, redeliver
 from engine.runtime import Runtime
 from engine.types import TenantId
 
@@ -27,6 +28,22 @@ def execute_job(execution_id: int) -> str:
         except Exception as exc:
             if final:
                 await mark_failed(rt, execution_id, f"{type(exc).__name__}: {exc}")
+            raise
+
+    return run_in_job_loop(run)
+
+
+def redeliver_job(execution_id: int) -> str:
+    """Raises while the platform still refuses the answer, so RQ retries it on its schedule;
+    the final attempt gives up on it, so the thread's later answers are not held forever."""
+    final = _final_attempt()
+
+    async def run(rt: Runtime) -> str:
+        try:
+            return await redeliver(rt, execution_id)
+        except Exception:
+            if final:
+                await give_up_redelivery(rt, execution_id)
             raise
 
     return run_in_job_loop(run)

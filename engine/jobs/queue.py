@@ -12,7 +12,7 @@ from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
 
-from engine.jobs.functions import evolve_job, execute_job, review_job
+from engine.jobs.functions import evolve_job, execute_job, redeliver_job, review_job
 from engine.types import TenantId
 
 EXECUTIONS = "executions"
@@ -20,20 +20,23 @@ EVOLUTION = "evolution"
 
 
 class RQJobQueue:
-    def __init__(self, redis: Redis, retry_intervals: list[int], job_timeout_s: int = 900) -> None:
+    def __init__(self, redis: Redis, retry_intervals: list[int], job_timeout_s: int = 900,
+                 redeliver_after_s: list[int] | None = None) -> None:
         self.redis = redis
         self.executions = Queue(EXECUTIONS, connection=redis)
         self.evolution = Queue(EVOLUTION, connection=redis)
         self.retry_intervals = retry_intervals
         self.job_timeout_s = job_timeout_s
+        self.redeliver_after_s = redeliver_after_s or [5, 15, 30, 60, 120, 300]
 
-    def _retry(self) -> Retry | None:
-        if not self.retry_intervals:
+    def _retry(self, intervals: list[int] | None = None) -> Retry | None:
+        intervals = self.retry_intervals if intervals is None else intervals
+        if not intervals:
             return None
-        return Retry(max=len(self.retry_intervals), interval=self.retry_intervals)
+        return Retry(max=len(intervals), interval=intervals)
 
     def _enqueue_unique(self, queue: Queue, job_id: str, func: Callable[..., Any], *args: Any,
-                        delay_s: float = 0.0) -> None:
+                        delay_s: float = 0.0, retry: Retry | None = None) -> None:
         """One live job per id: an execution or a tenant's evolution is queued at most once."""
         try:
             existing = Job.fetch(job_id, connection=self.redis)
@@ -44,7 +47,7 @@ class RQJobQueue:
         except Exception:
             pass  # no such job (or an expired one): enqueue afresh
         options: dict[str, Any] = {
-            "job_id": job_id, "retry": self._retry(), "job_timeout": self.job_timeout_s,
+            "job_id": job_id, "retry": retry or self._retry(), "job_timeout": self.job_timeout_s,
             "result_ttl": 3600, "failure_ttl": 86400,
         }
         if delay_s > 0:
@@ -71,6 +74,13 @@ class RQJobQueue:
                                result_ttl=3600, failure_ttl=86400)
             for execution_id in execution_ids
         ])
+
+    async def enqueue_redelivery(self, execution_id: int) -> None:
+        """Retried on EVOBOT_REDELIVER_AFTER_S (minutes in all) while the platform refuses."""
+        await asyncio.to_thread(
+            self._enqueue_unique, self.executions, f"redeliver-{execution_id}", redeliver_job,
+            execution_id, retry=self._retry(self.redeliver_after_s),
+        )
 
     async def enqueue_evolution(
         self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"

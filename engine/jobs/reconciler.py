@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from engine.runtime import Runtime
 from engine.storage.cross_tenant import (
+    held_answers,
     stuck_executions,
     tenants_due_for_periodic_evolution,
     tenants_with_waiting_feedback,
@@ -31,6 +32,10 @@ async def reconcile(rt: Runtime) -> dict[str, int]:
     )
     for execution_id in execution_ids:
         await rt.queue.enqueue_execution(execution_id)
+    # a held answer's job is live (queued or waiting to retry) unless Redis lost it
+    held = await held_answers(rt.sessions, now - timedelta(seconds=rt.settings.pending_grace_s))
+    for execution_id in held:
+        await rt.queue.enqueue_redelivery(execution_id)
     for tenant_id in tenants:
         await rt.queue.enqueue_evolution(tenant_id)
     # tools gone unused or failing: their review (under the tenant's lock) makes the move

@@ -141,6 +141,17 @@ async def stuck_executions(
         return list(rows)
 
 
+async def held_answers(sessions: Sessions, held_before: datetime) -> list[int]:
+    """Answers awaiting redelivery since before `held_before` (their job may have been lost)."""
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(Execution.id).where(
+                Execution.answer_pending.is_(True), Execution.updated_at < held_before
+            ).order_by(Execution.id)
+        )
+        return list(rows)
+
+
 async def tenants_with_waiting_feedback(sessions: Sessions, quiet_before: datetime) -> list[str]:
     """Tenants with live feedback no evolution used yet, quiet since `quiet_before`."""
     async with sessions() as session:

@@ -136,6 +136,9 @@ class Execution(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     answer_channel_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     answer_message_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # the answer is stored but the platform could not take it yet: a redelivery job owns it
+    answer_pending: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                 server_default=false())
     # cosine distance to the nearest objective this tenant had before (None: not measured)
     novelty: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

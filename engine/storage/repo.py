@@ -365,6 +365,20 @@ class TenantRepo:
         )
         return list(reversed(list(rows)))
 
+    async def pending_answers(self, channel_id: str, thread_id: str | None,
+                              up_to: int | None = None) -> list[Execution]:
+        """The thread's answers still awaiting redelivery, oldest first (up to an id)."""
+        query = select(Execution).where(
+            Execution.tenant_id == self.tenant_id,
+            Execution.channel_id == channel_id,
+            Execution.thread_id.is_(None) if thread_id is None
+            else Execution.thread_id == thread_id,
+            Execution.answer_pending.is_(True),
+        )
+        if up_to is not None:
+            query = query.where(Execution.id <= up_to)
+        return list(await self.session.scalars(query.order_by(Execution.id)))
+
     # --- feedback ---------------------------------------------------------------
 
     async def feedback_for(self, execution_id: int, user_id: str) -> Feedback | None:
