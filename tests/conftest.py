@@ -96,6 +96,9 @@ def make_config(tmp_path: Path, **overrides: object) -> Config:
         "EVOBOT_ALLOW_MODEL_REQUESTS": False,
         "EVOBOT_EVOLVE_AFTER_RATINGS": 3,
         "LLM_TIMEOUT_S": 5.0,
+        # answers are posted whole, so a flow's platform calls don't depend on how fast this
+        # machine writes an answer; the streaming tests turn it on
+        "EVOBOT_STREAM_EVERY_S": 0,
     }
     values.update(overrides)
     return Config(**values)  # type: ignore[arg-type]
