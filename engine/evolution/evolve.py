@@ -47,6 +47,8 @@ async def evolve(
         if isinstance(opened, Outcome):
             return opened
         await _decide_record_and_announce(rt, opened)
+        # after the announcement: searchable history, not part of the decision
+        await record_rated_objectives(rt, opened)
         if opened.creates_version:
             await remember_accepted_learnings(rt, opened)
         # tools after the prompt decision: a tool version built on the same parent first would
@@ -106,7 +108,8 @@ def consolidated(attempt: Attempt, stopped: Conclusion | None) -> Conclusion | N
 
 async def learn(rt: Runtime, attempt: Attempt) -> ReflectResult:
     """Shared patterns for a bootstrap; else a reflection on the feedback (informed by past
-    learnings and by what worked), whose rated objectives are kept as searchable history."""
+    learnings and by what worked); its rated objectives become searchable history once the
+    decision is out."""
     if attempt.from_shared_patterns:
         return ReflectResult(await shared_patterns(rt, attempt), Usage(), False, [])
     lessons = await past_lessons(rt, attempt)
@@ -119,5 +122,4 @@ async def learn(rt: Runtime, attempt: Attempt) -> ReflectResult:
         success_patterns=lessons.success_patterns,
         repeated_failure=attempt.trigger == Trigger.REPEATED_FAILURE,
     )
-    await record_rated_objectives(rt, attempt, reflection.learnings)
     return reflection

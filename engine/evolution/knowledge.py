@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from engine.evolution.attempt import Attempt
+from engine.evolution.checks import text_problems
 from engine.evolution.reflect import Learning, RatedExample
 from engine.runtime import Runtime
 
@@ -92,15 +93,17 @@ async def shared_patterns(rt: Runtime, attempt: Attempt) -> list[Learning]:
     ]
 
 
-async def record_rated_objectives(
-    rt: Runtime, attempt: Attempt, reflected: list[Learning]
-) -> None:
-    """Rated objectives become searchable history: badly rated ones carry their lesson."""
-    lessons = {i: x.suggested_change for x in reflected for i in x.feedback_ids}
+async def record_rated_objectives(rt: Runtime, attempt: Attempt) -> None:
+    """Rated objectives become searchable history: badly rated ones carry their lesson —
+    the learning drawn from their feedback, else the comment itself. A lesson is later shown
+    to the agent, so only text that passed the injection and secret checks is kept."""
+    lessons = {i: x.suggested_change for x in attempt.learnings for i in x.feedback_ids}
     for example in attempt.examples:
         if example.rating is None:
             continue
         lesson = lessons.get(example.feedback_id) or (example.comment or "")
+        if text_problems(lesson):
+            lesson = ""
         try:
             await rt.knowledge.record_objective(
                 attempt.tenant_id, example.objective, outcome_rating=example.rating,
