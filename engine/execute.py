@@ -11,18 +11,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from engine.files.execution import files_for, keep_outputs
+from engine.knowledge.records import ObjectiveContext
 from engine.llm.gateway import LLMError, LLMTimeout, tool_use
 from engine.present import footer
-from engine.redeliver import earlier_pending, hold_answer, partial_answer
+from engine.redeliver import earlier_pending, held_before, hold_answer, partial_answer
 from engine.runner import Guidance, RunResult, run_agent
 from engine.runtime import Runtime
 from engine.storage.cross_tenant import (
+    ClaimedExecution,
     claim_execution,
-    execution_tenant,
     fail_unfinished_execution,
     touch_running_execution,
 )
-from engine.storage.models import Execution, utcnow
+from engine.storage.files import thread_files
+from engine.storage.models import Execution, StoredFile, utcnow
 from engine.streaming import AnswerStream
 from engine.tools.box import ToolBox
 from engine.tools.registry import ACTIVE_STATUS, OFFERED, STALE, build_toolbox
@@ -42,8 +44,8 @@ from engine.types import (
 log = logging.getLogger(__name__)
 
 
-async def claim(rt: Runtime, execution_id: int) -> bool:
-    """Pending → running, or take over a run whose worker died. False: nothing to do."""
+async def claim(rt: Runtime, execution_id: int) -> ClaimedExecution | None:
+    """Pending → running, or take over a run whose worker died. None: nothing to do."""
     stale_before = utcnow() - timedelta(seconds=rt.settings.stale_running_s)
     return await claim_execution(rt.sessions, execution_id, stale_before)
 
@@ -97,29 +99,34 @@ class Job:
     version: AgentVersionView
     history: list[tuple[str, str]]
     privacy_mode: str
+    shared_files: list[StoredFile]
 
 
 async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True) -> str:
     """Run one execution. Infra failures re-raise (the job retries) until the final attempt,
     which marks the row failed and tells the user; they are never learned from."""
-    if not await claim(rt, execution_id):
+    claimed = await claim(rt, execution_id)
+    if claimed is None:
         return "skipped"
     # beating from the claim on: opening the knowledge store alone can take seconds
     async with heartbeat(rt, execution_id):
-        return await _answer(rt, execution_id, final_attempt)
+        return await _answer(rt, execution_id, claimed, final_attempt)
 
 
-async def _answer(rt: Runtime, execution_id: int, final_attempt: bool) -> str:
+async def _answer(rt: Runtime, execution_id: int, claimed: ClaimedExecution,
+                  final_attempt: bool) -> str:
     """The claimed execution: run the agent, streaming its answer, and deliver it."""
-    job = await _load(rt, execution_id)
+    # the knowledge lookup (an embedding, off the event loop) overlaps loading the job
+    job, context = await asyncio.gather(_load(rt, execution_id, claimed.tenant_id),
+                                        _objective_context(rt, claimed))
     row, version = job.row, job.version
     await _working(rt, row)
     toolbox = await toolbox_for(
         rt, row.tenant_id, version.tools, model=version.model, temperature=version.temperature
     )
-    files = await files_for(rt, row)  # shared in this thread: read-only in the sandbox
+    files = await files_for(rt, job.shared_files)  # read-only in the sandbox
     toolbox.files = files.inputs
-    guidance = await _guidance(rt, row, job.privacy_mode)
+    guidance = await _guidance(rt, row, context, job.privacy_mode)
     stream = _answer_stream(rt, row)
     try:
         async with stream:
@@ -135,11 +142,11 @@ async def _answer(rt: Runtime, execution_id: int, final_attempt: bool) -> str:
             return ExecutionStatus.FAILED
         raise
     await _record_tool_stats(rt, row.tenant_id, result.trace)
-    await _store_result(rt, row, result)
+    behind_held = await _store_result(rt, row, result, _novelty(context))
     offered = tool_use(version.model, rt.settings.llm_tools).offered
     made = await keep_outputs(rt, row, list(toolbox.made.values()))
     await _deliver_answer(rt, job, result, len(toolbox.tools) if offered else 0, made,
-                          stream.ref)
+                          stream.ref, behind_held=behind_held)
     return ExecutionStatus.SUCCEEDED
 
 
@@ -169,9 +176,8 @@ def _answer_stream(rt: Runtime, row: Execution) -> AnswerStream:
                         replaces=partial_answer(row), remember=remember)
 
 
-async def _load(rt: Runtime, execution_id: int) -> Job:
-    tenant_id = await execution_tenant(rt.sessions, execution_id)
-    assert tenant_id is not None, "a claimed execution exists"
+async def _load(rt: Runtime, execution_id: int, tenant_id: TenantId) -> Job:
+    """Everything answering needs from the database, in one session."""
     async with rt.repo(tenant_id) as repo:
         row = await repo.execution(execution_id)
         assert row is not None
@@ -183,10 +189,14 @@ async def _load(rt: Runtime, execution_id: int) -> Job:
             history = [(e.objective, e.output or "") for e in earlier if e.id != row.id]
         tenant = await repo.tenant()
         privacy_mode = tenant.privacy_mode if tenant else "isolated"
-    return Job(row, version, history, privacy_mode)
+        shared_files = await thread_files(repo, row)
+    return Job(row, version, history, privacy_mode, shared_files)
 
 
-async def _store_result(rt: Runtime, row: Execution, result: RunResult) -> None:
+async def _store_result(rt: Runtime, row: Execution, result: RunResult,
+                        novelty: float | None) -> bool:
+    """The answer and its cost on the row; True when an earlier answer of the thread is
+    still held for redelivery (this one must queue behind it)."""
     async with rt.repo(row.tenant_id) as repo:
         stored = await repo.execution(row.id)
         assert stored is not None
@@ -194,14 +204,18 @@ async def _store_result(rt: Runtime, row: Execution, result: RunResult) -> None:
         stored.tokens_in, stored.tokens_out = result.usage.tokens_in, result.usage.tokens_out
         stored.cost_usd, stored.duration_s = result.usage.cost_usd, result.duration_s
         stored.status, stored.error = ExecutionStatus.SUCCEEDED, None
+        if novelty is not None:
+            stored.novelty = novelty
+        return await held_before(repo, row)
 
 
 async def _deliver_answer(rt: Runtime, job: Job, result: RunResult, tool_count: int,
-                          files: list[SandboxFile], streamed: MessageRef | None) -> None:
+                          files: list[SandboxFile], streamed: MessageRef | None, *,
+                          behind_held: bool) -> None:
     """Post the answer (finishing the streamed message, if there is one); remember which
     platform message it became (reactions find it)."""
     row, number = job.row, job.version.version
-    if await earlier_pending(rt, row):  # in order: queue behind the thread's held answer
+    if behind_held:  # in order: queue behind the thread's held answer
         await hold_answer(rt, row)
         return
     delivery = await rt.notifier.deliver(AnswerReady(
@@ -280,35 +294,46 @@ async def _tell_failed(rt: Runtime, row: Execution, reason: str,
         await hold_answer(rt, row)
 
 
-async def _guidance(rt: Runtime, row: Execution, privacy_mode: str) -> Guidance:
+async def _objective_context(rt: Runtime, claimed: ClaimedExecution
+                             ) -> ObjectiveContext | None:
+    """How near the objective is to the tenant's earlier ones, and the lessons of those that
+    went badly; None when the knowledge store fails (the answer goes on without)."""
+    try:
+        return await rt.knowledge.objective_context(claimed.tenant_id, claimed.objective, k=3)
+    except Exception:
+        log.exception("knowledge lookup failed; answering without lessons")
+        return None
+
+
+def _novelty(context: ObjectiveContext | None) -> float | None:
+    """The distance to the nearest earlier objective, recorded on the row; nothing recorded
+    yet: far from everything seen (the maximum cosine distance we record)."""
+    if context is None:
+        return None
+    return 1.0 if context.nearest_distance is None else context.nearest_distance
+
+
+async def _guidance(rt: Runtime, row: Execution, context: ObjectiveContext | None,
+                    privacy_mode: str) -> Guidance:
     """Lessons of similar objectives that went badly; and for an objective unlike anything
     this tenant had before (a new objective type), the learnings that look relevant —
-    shared ones too when the privacy mode allows. Its novelty is recorded on the row."""
+    shared ones too when the privacy mode allows."""
+    if context is None:
+        return Guidance()
+    novel = (context.nearest_distance is None
+             or context.nearest_distance > rt.settings.novelty_distance)
     try:
-        context = await rt.knowledge.objective_context(row.tenant_id, row.objective, k=3)
-        novel = (context.nearest_distance is None
-                 or context.nearest_distance > rt.settings.novelty_distance)
         patterns = await rt.knowledge.relevant_learnings(
             row.tenant_id, row.objective, privacy_mode=privacy_mode, k=3
         ) if novel else []
     except Exception:
-        log.exception("knowledge lookup failed; answering without lessons")
-        return Guidance()
-    # nothing recorded yet: far from everything seen (the maximum cosine distance we record)
-    await _record_novelty(rt, row, 1.0 if novel and context.nearest_distance is None
-                          else context.nearest_distance or 0.0)
+        log.exception("knowledge lookup failed; answering without learned patterns")
+        patterns = []
     return Guidance(
         lessons=[past.lesson for past in context.bad if past.lesson],
         patterns=[hit.text for hit in patterns],
         novel=novel,
     )
-
-
-async def _record_novelty(rt: Runtime, row: Execution, novelty: float) -> None:
-    async with rt.repo(row.tenant_id) as repo:
-        stored = await repo.execution(row.id)
-        if stored is not None:
-            stored.novelty = novelty
 
 
 async def _record_tool_stats(

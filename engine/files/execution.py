@@ -14,8 +14,8 @@ from engine.files.limits import MAX_MESSAGE_BYTES, kind_of
 from engine.files.pdf import pdf_text, text_name
 from engine.files.safety import neutralise_csv
 from engine.runtime import Runtime
-from engine.storage.files import OUT, thread_files
-from engine.storage.models import Execution
+from engine.storage.files import OUT
+from engine.storage.models import Execution, StoredFile
 from engine.types import SandboxFile
 
 
@@ -28,12 +28,12 @@ class RunFiles:
         return f"{objective}\n\n{self.context}" if self.context else objective
 
 
-async def files_for(rt: Runtime, row: Execution) -> RunFiles:
-    """The newest files of the thread first, within the sandbox's input limit; a newer file
-    of the same name hides an older one."""
+async def files_for(rt: Runtime, shared: list[StoredFile]) -> RunFiles:
+    """Of the files shared in the thread (`thread_files`, oldest first), the newest first,
+    within the sandbox's input limit; a newer file of the same name hides an older one."""
+    if not shared:
+        return RunFiles()
     root = rt.settings.files_dir
-    async with rt.repo(row.tenant_id) as repo:
-        shared = await thread_files(repo, row)
     chosen: dict[str, Path] = {}
     total = 0
     for stored in reversed(shared):

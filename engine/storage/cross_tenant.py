@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -74,8 +74,15 @@ async def _insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     return {(tenant, channel, message): id_ for id_, tenant, channel, message in result}
 
 
-async def claim_execution(sessions: Sessions, execution_id: int, stale_before: datetime) -> bool:
-    """Pending → running, or take over a run whose worker died. False: nothing to do."""
+class ClaimedExecution(NamedTuple):
+    tenant_id: TenantId
+    objective: str
+
+
+async def claim_execution(sessions: Sessions, execution_id: int, stale_before: datetime
+                          ) -> ClaimedExecution | None:
+    """Pending → running, or take over a run whose worker died: its tenant and objective
+    (what the knowledge lookup needs at once). None: nothing to do."""
     async with sessions() as session, session.begin():
         result = await session.execute(
             update(Execution)
@@ -92,8 +99,10 @@ async def claim_execution(sessions: Sessions, execution_id: int, stale_before: d
                 attempts=Execution.attempts + 1,
                 updated_at=utcnow(),
             )
+            .returning(Execution.tenant_id, Execution.objective)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        claimed = result.first()
+        return ClaimedExecution(claimed[0], claimed[1]) if claimed is not None else None
 
 
 async def touch_running_execution(sessions: Sessions, execution_id: int) -> None:
