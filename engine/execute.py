@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from engine.files.execution import files_for, keep_outputs
 from engine.knowledge.records import ObjectiveContext
-from engine.llm.gateway import LLMError, LLMTimeout, tool_use
-from engine.present import footer
+from engine.llm.gateway import LLMError, LLMTimeout
+from engine.present import footer, tools_used
 from engine.redeliver import earlier_pending, held_before, hold_answer, partial_answer
 from engine.runner import Guidance, RunResult, run_agent
 from engine.runtime import Runtime
@@ -143,10 +143,8 @@ async def _answer(rt: Runtime, execution_id: int, claimed: ClaimedExecution,
         raise
     await _record_tool_stats(rt, row.tenant_id, result.trace)
     behind_held = await _store_result(rt, row, result, _novelty(context))
-    offered = tool_use(version.model, rt.settings.llm_tools).offered
     made = await keep_outputs(rt, row, list(toolbox.made.values()))
-    await _deliver_answer(rt, job, result, len(toolbox.tools) if offered else 0, made,
-                          stream.ref, behind_held=behind_held)
+    await _deliver_answer(rt, job, result, made, stream.ref, behind_held=behind_held)
     return ExecutionStatus.SUCCEEDED
 
 
@@ -197,24 +195,24 @@ async def _store_result(rt: Runtime, row: Execution, result: RunResult,
                         novelty: float | None) -> bool:
     """The answer and its cost on the row; True when an earlier answer of the thread is
     still held for redelivery (this one must queue behind it)."""
+    found = {"novelty": novelty} if novelty is not None else {}
     async with rt.repo(row.tenant_id) as repo:
-        stored = await repo.execution(row.id)
-        assert stored is not None
-        stored.output, stored.trace = result.output, result.trace
-        stored.tokens_in, stored.tokens_out = result.usage.tokens_in, result.usage.tokens_out
-        stored.cost_usd, stored.duration_s = result.usage.cost_usd, result.duration_s
-        stored.status, stored.error = ExecutionStatus.SUCCEEDED, None
-        if novelty is not None:
-            stored.novelty = novelty
+        await repo.update_execution(
+            row.id, output=result.output, trace=result.trace,
+            tokens_in=result.usage.tokens_in, tokens_out=result.usage.tokens_out,
+            cost_usd=result.usage.cost_usd, duration_s=result.duration_s,
+            status=ExecutionStatus.SUCCEEDED, error=None, **found,
+        )
         return await held_before(repo, row)
 
 
-async def _deliver_answer(rt: Runtime, job: Job, result: RunResult, tool_count: int,
+async def _deliver_answer(rt: Runtime, job: Job, result: RunResult,
                           files: list[SandboxFile], streamed: MessageRef | None, *,
                           behind_held: bool) -> None:
     """Post the answer (finishing the streamed message, if there is one); remember which
     platform message it became (reactions find it)."""
     row, number = job.row, job.version.version
+    tool_count = tools_used(result.trace)  # as a redelivered answer counts them
     if behind_held:  # in order: queue behind the thread's held answer
         await hold_answer(rt, row)
         return

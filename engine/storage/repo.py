@@ -125,6 +125,13 @@ class TenantRepo:
             to_version=1, reason="seed",
         ))
 
+    def _agent(self) -> Any:
+        """This tenant's agent in a query: its id once known, else a subquery — one
+        statement rather than a lookup first."""
+        if self._agent_id is not None:
+            return self._agent_id
+        return select(Agent.id).where(Agent.tenant_id == self.tenant_id).scalar_subquery()
+
     async def agent_id(self) -> int:
         if self._agent_id is None:
             self._agent_id = await self.session.scalar(
@@ -144,7 +151,7 @@ class TenantRepo:
     async def label(self, name: str) -> int | None:
         return await self.session.scalar(
             select(Label.version).where(
-                Label.agent_id == await self.agent_id(), Label.name == name
+                Label.agent_id == self._agent(), Label.name == name
             )
         )
 
@@ -162,7 +169,7 @@ class TenantRepo:
         """The active and canary labels, in one query."""
         rows = await self.session.execute(
             select(Label.name, Label.version, Label.audience)
-            .where(Label.agent_id == await self.agent_id(), Label.name.in_((ACTIVE, CANARY)))
+            .where(Label.agent_id == self._agent(), Label.name.in_((ACTIVE, CANARY)))
         )
         labels = {name: (version, audience) for name, version, audience in rows}
         active, _ = labels[ACTIVE]
@@ -171,13 +178,13 @@ class TenantRepo:
 
     async def label_row(self, name: str) -> Label | None:
         return await self.session.scalar(
-            select(Label).where(Label.agent_id == await self.agent_id(), Label.name == name)
+            select(Label).where(Label.agent_id == self._agent(), Label.name == name)
         )
 
     async def version(self, number: int) -> AgentVersionView | None:
         row = await self.session.scalar(
             select(AgentVersion).where(
-                AgentVersion.agent_id == await self.agent_id(), AgentVersion.version == number
+                AgentVersion.agent_id == self._agent(), AgentVersion.version == number
             )
         )
         return version_view(row) if row else None
@@ -192,7 +199,7 @@ class TenantRepo:
     async def versions(self, limit: int = 10) -> list[AgentVersionView]:
         rows = await self.session.scalars(
             select(AgentVersion)
-            .where(AgentVersion.agent_id == await self.agent_id())
+            .where(AgentVersion.agent_id == self._agent())
             .order_by(AgentVersion.version.desc())
             .limit(limit)
         )
@@ -330,6 +337,14 @@ class TenantRepo:
             select(Execution).where(
                 Execution.id == execution_id, Execution.tenant_id == self.tenant_id
             )
+        )
+
+    async def update_execution(self, execution_id: int, **values: Any) -> None:
+        """Set columns of one of the tenant's executions in one statement (no read first)."""
+        await self.session.execute(
+            update(Execution)
+            .where(Execution.id == execution_id, Execution.tenant_id == self.tenant_id)
+            .values(**values)
         )
 
     async def execution_by_answer(self, channel_id: str, message_id: str) -> Execution | None:
