@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from engine.types import Block, Button, Decision, Document
 
 DECISION_TITLES = {
@@ -11,6 +13,11 @@ DECISION_TITLES = {
     Decision.REJECTED: "An evolution was rejected",
     Decision.SKIPPED: "Nothing to change",
 }
+
+
+def tools_used(trace: list[dict[str, Any]]) -> int:
+    """How many different tools an answer called (its footer's count)."""
+    return len({str(call.get("tool")) for call in trace})
 
 
 def footer(version: int, tool_count: int, duration_s: float, arm: str = "active") -> str:

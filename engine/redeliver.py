@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from engine.files import store
-from engine.present import footer
+from engine.present import footer, tools_used
 from engine.runtime import Runtime
 from engine.storage.cross_tenant import execution_tenant
 from engine.storage.files import OUT, execution_files
@@ -112,7 +112,7 @@ async def rebuilt_event(rt: Runtime, row: Execution) -> AnswerReady | ExecutionF
 async def rebuilt_answer(rt: Runtime, row: Execution) -> AnswerReady:
     """The AnswerReady from the stored row: its output, figures and files; it finishes the
     streamed partial message, if one was left."""
-    tool_count = len({str(call.get("tool")) for call in row.trace or []})
+    tool_count = tools_used(row.trace or [])
     return AnswerReady(
         tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
         thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,

@@ -28,7 +28,7 @@ async def test_the_readme_example_on_the_local_model(embedded: Stack) -> None:
 async def _readme_example(bot: Bot) -> None:
     first = await ask(bot, "What is the capital of France?", tenant=TENANT)
     assert first.text.strip() and first.version == 1
-    assert first.tool_count == 0  # the local model can't call functions: none offered
+    assert first.tool_count == 0  # the local model can't call functions: none used
 
     result = await bot.service.handle_feedback(InboundFeedback(
         tenant_id=TENANT, user_id="u1", source=FeedbackSource.REACTION, rating=2,

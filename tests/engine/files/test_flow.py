@@ -46,6 +46,7 @@ async def test_a_csv_in_a_chart_and_a_summary_out(bot: Bot) -> None:
 
     (answer,) = bot.events("answer")
     assert isinstance(answer, AnswerReady)
+    assert answer.tool_count == 1 and " · 1 tool · " in answer.footer  # python, called once
     request = next(r for r in scripted.CALLS if r.purpose == "execute")
     assert "- sales.csv — CSV" in request.last_user  # the model is told what it has
     assert "order_id,date,device,accessory,revenue" in request.last_user
