@@ -86,6 +86,7 @@ class IngressWriter:
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
         self._finishing: set[asyncio.Task[None]] = set()
+        self._swept_at = time.monotonic()
 
     async def record(self, message: InboundMessage, objective: str) -> Accepted | None:
         """Commit a pending execution and enqueue it; None when this platform message was
@@ -110,8 +111,13 @@ class IngressWriter:
 
     def _forget_idle(self) -> None:
         """An idle tenant costs nothing: entries past SERVING_TTL_S would be reloaded
-        anyway."""
-        stale_before = time.monotonic() - SERVING_TTL_S
+        anyway. Swept a few times per TTL, not after every write: a sweep reads every
+        tenant's entry, and the time per message must not grow with the tenant count."""
+        now = time.monotonic()
+        if now - self._swept_at < SERVING_TTL_S / 10:
+            return
+        self._swept_at = now
+        stale_before = now - SERVING_TTL_S
         for tenant_id in [t for t, (_, at, _) in self.cache.items() if at < stale_before]:
             del self.cache[tenant_id]
         for tenant_id in [t for t, (_, at) in self._homes.items() if at < stale_before]:
