@@ -7,7 +7,6 @@ own. Never a 5xx, never an error logged, nothing half-recorded."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,18 +17,13 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from rich.console import Console
 
-from adapters.console.app import ChatSession, ConsoleNotifier
 from adapters.console.convert import parse_line
 from bot.web import Web, build_web
-from bot.wiring import build_runtime, close_runtime
-from engine.notify import NotifierRouter
-from engine.runtime import Runtime
-from engine.service import EvobotService
 from engine.storage.api_keys import KeyRole, create_key
 from engine.types import InboundCommand, InboundFeedback, InboundMessage
 from tests.adapters.api.conftest import bearer
+from tests.adapters.console.chat import Chat, console_chat
 from tests.conftest import Stack, make_config
 from tests.fuzz.conftest import Errors, consistent, queued_executions
 from tests.fuzz.strategies import hostile_text, mutated
@@ -52,37 +46,19 @@ def test_parse_line_gives_an_engine_input_or_nothing(line: str) -> None:
                                         InboundCommand)
 
 
-@dataclass
-class Chat:
-    session: ChatSession
-    runtime: Runtime
-    stack: Stack
-    output: io.StringIO
-
-    def __repr__(self) -> str:
-        return "Chat(console)"
-
-
 @pytest.fixture
 async def chat(embedded: Stack) -> AsyncIterator[Chat]:
-    output = io.StringIO()
-    console = Console(file=output, width=120, force_terminal=False, color_system=None)
-    notifier = ConsoleNotifier(console)
-    runtime = await build_runtime(embedded.config, NotifierRouter({"local": notifier}),
-                                  embedded.redis)
-    session = ChatSession(EvobotService(runtime), notifier, console, tenant_id="local:t",
-                          answer_timeout_s=0.01)  # no worker: don't wait for answers
-    try:
-        yield Chat(session, runtime, embedded, output)
-    finally:
-        await close_runtime(runtime)
+    # no worker: don't wait for answers
+    async with console_chat(embedded.config, embedded.redis, width=120,
+                            answer_timeout_s=0.01) as session:
+        yield session
 
 
 @given(line=lines)
-async def test_console_lines(chat: Chat, errors: Errors, line: str) -> None:
+async def test_console_lines(chat: Chat, embedded: Stack, errors: Errors, line: str) -> None:
     await chat.session.handle_line(line)
     assert errors.take() == []
-    await consistent(chat.runtime, queued_executions(chat.stack.redis.sync))
+    await consistent(chat.runtime, queued_executions(embedded.redis.sync))
 
 
 AGENT = "api:fuzz"

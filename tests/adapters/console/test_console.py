@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import io
-from collections.abc import AsyncIterator
 
-from rich.console import Console
-
-from adapters.console.app import HINT, ChatSession, ConsoleNotifier
+from adapters.console.app import HINT
 from adapters.console.convert import parse_line
-from bot.wiring import build_runtime, close_runtime
-from bot.worker import EmbeddedWorker
 from engine.commands import listed
-from engine.notify import NotifierRouter
-from engine.service import EvobotService
 from engine.types import FeedbackCategory, InboundCommand, InboundFeedback, InboundMessage
+from tests.adapters.console.chat import console_chat, lines
 from tests.conftest import Stack
 
 IDS = {"tenant_id": "local:t", "user_id": "me", "channel_id": "console", "message_id": "1"}
@@ -44,35 +37,18 @@ def test_lines_become_objectives_ratings_comments_and_commands() -> None:
     assert parse_line("   ", **IDS) is None
 
 
-async def _lines(*lines: str) -> AsyncIterator[str]:
-    for line in lines:
-        yield line
-
-
 async def test_a_chat_session_evolves_and_rolls_back(embedded: Stack) -> None:
-    output = io.StringIO()
-    console = Console(file=output, width=100, force_terminal=False, color_system=None)
-    notifier = ConsoleNotifier(console)
-
-    def router() -> NotifierRouter:
-        return NotifierRouter({"local": notifier})
-
-    runtime = await build_runtime(embedded.config, router(), embedded.redis)
-    worker = EmbeddedWorker(embedded.config, router, embedded.redis).start()
-    session = ChatSession(EvobotService(runtime), notifier, console, tenant_id="local:t",
-                          answer_timeout_s=30)
-    try:
-        await session.run(_lines("What is the capital of France?", "-1 answer in French please"))
+    async with console_chat(embedded.config, embedded.redis, worker=True, width=100) as chat:
+        await chat.session.run(lines("What is the capital of France?",
+                                     "-1 answer in French please"))
         for _ in range(100):  # the evolution runs in the worker thread and prints when done
-            if "Agent evolved" in output.getvalue():
+            if "Agent evolved" in chat.output.getvalue():
                 break
             await asyncio.sleep(0.1)
-        await session.run(_lines("And of Spain?", "/status", "/rollback 1", "/diff 1 2", "/nope"))
-    finally:
-        worker.stop()
-        await close_runtime(runtime)
+        await chat.session.run(lines("And of Spain?", "/status", "/rollback 1", "/diff 1 2",
+                                     "/nope"))
 
-    text = output.getvalue()
+    text = chat.output.getvalue()
     assert "Answer to: What is the capital of France?" in text
     assert "Thanks — rated 2/5 and comment noted. Evolution queued." in text
     assert "Agent evolved: v1 → v2" in text

@@ -3,24 +3,12 @@ brings is saved under DATA_DIR/outbox and its path printed."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-from rich.console import Console
-
-from adapters.console.app import HINT, ChatSession, ConsoleNotifier
-from bot.wiring import build_runtime, close_runtime
-from bot.worker import EmbeddedWorker
-from engine.notify import NotifierRouter
-from engine.service import EvobotService
+from adapters.console.app import HINT
+from tests.adapters.console.chat import console_chat, lines
 from tests.conftest import Stack
 from tests.engine.files.helpers import ANALYST, rates_close, sales_csv, zip_bomb_xlsx
-
-
-async def _lines(*lines: str) -> AsyncIterator[str]:
-    for line in lines:
-        yield line
 
 
 async def test_attach_then_ask_saves_the_chart_and_table(embedded: Stack, tmp_path: Path
@@ -29,27 +17,14 @@ async def test_attach_then_ask_saves_the_chart_and_table(embedded: Stack, tmp_pa
     (tmp_path / "sales.csv").write_bytes(data)
     (tmp_path / "bomb.xlsx").write_bytes(zip_bomb_xlsx())
     config = embedded.config.model_copy(update={"llm_model": ANALYST, "tool_timeout_s": 60.0})
-    output = io.StringIO()
-    console = Console(file=output, width=200, force_terminal=False, color_system=None)
     outbox = config.data_dir / "outbox"
-    notifier = ConsoleNotifier(console, outbox=outbox)
-
-    def router() -> NotifierRouter:
-        return NotifierRouter({"local": notifier})
-
-    runtime = await build_runtime(config, router(), embedded.redis)
-    worker = EmbeddedWorker(config, router, embedded.redis).start()
-    session = ChatSession(EvobotService(runtime), notifier, console, tenant_id="local:t",
-                          answer_timeout_s=60)
-    try:
-        await session.run(_lines(
+    async with console_chat(config, embedded.redis, worker=True, outbox=outbox,
+                            answer_timeout_s=60) as chat:
+        await chat.session.run(lines(
             "/attach", f"/attach {tmp_path / 'missing.csv'}", f"/attach {tmp_path / 'bomb.xlsx'}",
             f"/attach {tmp_path / 'sales.csv'}", "Calculate accessory attach rates by device"))
-    finally:
-        worker.stop()
-        await close_runtime(runtime)
 
-    text = output.getvalue()
+    text = chat.output.getvalue()
     assert "/attach PATH" in text and "/attach PATH" in HINT
     assert "not attached:" in text and "missing.csv is not a file" in text
     assert "bomb.xlsx: compressed suspiciously well" in text
@@ -60,5 +35,5 @@ async def test_attach_then_ask_saves_the_chart_and_table(embedded: Stack, tmp_pa
         assert f"saved {path}" in text
     rows = [line.split(",") for line in saved[0].read_text().splitlines()[1:]]
     assert rates_close({row[0]: float(row[1]) for row in rows}, data)
-    assert session.attached == []  # used once
+    assert chat.session.attached == []  # used once
 
