@@ -22,6 +22,7 @@ from bot.wiring import RedisHandle, build_runtime, connect_redis
 from engine.jobs import (
     EVOLUTION,
     EXECUTIONS,
+    close_thread_runtime,
     install_runtime_factory,
     periodic_job,
     reconcile_job,
@@ -163,7 +164,10 @@ class EmbeddedWorker:
         return self
 
     def _work(self) -> None:
-        self.worker.work(with_scheduler=False, logging_level="WARNING")
+        try:
+            self.worker.work(with_scheduler=False, logging_level="WARNING")
+        finally:  # the thread's runtime: its database pool, and tasks litellm left running
+            close_thread_runtime()
 
     def stop(self) -> None:
         """Stop after the current job (and the reconciler timer); returns at once."""

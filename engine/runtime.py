@@ -59,5 +59,7 @@ class Runtime:
             log.warning("could not mark %s's labels changed", tenant_id, exc_info=True)
 
     async def close(self) -> None:
-        """Release the database pool (the loop-bound resources this runtime owns)."""
+        """Release the loop-bound resources this runtime owns: the model calls' background
+        logging and the database pool."""
+        await self.gateway.aclose()
         await self.database.dispose()

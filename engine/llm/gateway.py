@@ -18,6 +18,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import litellm
+from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
 from pydantic import BaseModel, ValidationError
 
 from engine.llm import providers
@@ -182,6 +183,15 @@ class LLMGateway:
         except Exception as exc:
             raise LLMError(f"{model} failed ({purpose}): {exc}") from exc
         return _reply(response)
+
+    async def aclose(self) -> None:
+        """Finish litellm's background logging (our metrics callback runs there) if it runs on
+        this event loop. It is one task per process, moved to whichever loop last called a
+        model; left behind when this loop closes, it would be destroyed still pending."""
+        worker = GLOBAL_LOGGING_WORKER
+        if getattr(worker, "_bound_loop", None) is asyncio.get_running_loop():
+            await worker.flush()
+            await worker.stop()
 
     async def structured(
         self,
