@@ -119,33 +119,48 @@ async def _answer(rt: Runtime, execution_id: int, claimed: ClaimedExecution,
     # the knowledge lookup (an embedding, off the event loop) overlaps loading the job
     job, context = await asyncio.gather(_load(rt, execution_id, claimed.tenant_id),
                                         _objective_context(rt, claimed))
+    row = job.row
+    # 👀 / typing is a platform round trip the model needn't wait for; whatever is posted
+    # waits for it (the answer takes the 👀 away again)
+    working = asyncio.create_task(_working(rt, row))
+    stream = _answer_stream(rt, row, after=working)
+    try:
+        result, toolbox = await _generate(rt, job, context, stream)
+    except LLMError as exc:
+        await working
+        await _failed_attempt(rt, row, exc, final_attempt, stream.ref)
+        if final_attempt:
+            return ExecutionStatus.FAILED
+        raise
+    except BaseException:  # nothing will be posted
+        working.cancel()
+        raise
+    await working
+    await _record_tool_stats(rt, row.tenant_id, result.trace)
+    behind_held = await _store_result(rt, row, result, _novelty(context))
+    made = await keep_outputs(rt, row, list(toolbox.made.values()))
+    await _deliver_answer(rt, job, result, made, stream.ref, behind_held=behind_held)
+    return ExecutionStatus.SUCCEEDED
+
+
+async def _generate(rt: Runtime, job: Job, context: ObjectiveContext | None,
+                    stream: AnswerStream) -> tuple[RunResult, ToolBox]:
+    """Run the agent on the job's objective (with its thread's files and the tenant's
+    lessons), streaming its text; the toolbox holds what its code made."""
     row, version = job.row, job.version
-    await _working(rt, row)
     toolbox = await toolbox_for(
         rt, row.tenant_id, version.tools, model=version.model, temperature=version.temperature
     )
     files = await files_for(rt, job.shared_files)  # read-only in the sandbox
     toolbox.files = files.inputs
     guidance = await _guidance(rt, row, context, job.privacy_mode)
-    stream = _answer_stream(rt, row)
-    try:
-        async with stream:
-            result = await run_agent(
-                rt.gateway, version, files.objective(row.objective), toolbox=toolbox,
-                history=job.history,
-                guidance=guidance, max_steps=rt.settings.max_steps,
-                tool_mode=rt.settings.llm_tools, on_text=stream.writer,
-            )
-    except LLMError as exc:
-        await _failed_attempt(rt, row, exc, final_attempt, stream.ref)
-        if final_attempt:
-            return ExecutionStatus.FAILED
-        raise
-    await _record_tool_stats(rt, row.tenant_id, result.trace)
-    behind_held = await _store_result(rt, row, result, _novelty(context))
-    made = await keep_outputs(rt, row, list(toolbox.made.values()))
-    await _deliver_answer(rt, job, result, made, stream.ref, behind_held=behind_held)
-    return ExecutionStatus.SUCCEEDED
+    async with stream:
+        result = await run_agent(
+            rt.gateway, version, files.objective(row.objective), toolbox=toolbox,
+            history=job.history, guidance=guidance, max_steps=rt.settings.max_steps,
+            tool_mode=rt.settings.llm_tools, on_text=stream.writer,
+        )
+    return result, toolbox
 
 
 async def _working(rt: Runtime, row: Execution) -> None:
@@ -155,12 +170,13 @@ async def _working(rt: Runtime, row: Execution) -> None:
     ))
 
 
-def _answer_stream(rt: Runtime, row: Execution) -> AnswerStream:
+def _answer_stream(rt: Runtime, row: Execution, *, after: asyncio.Task[None]) -> AnswerStream:
     """The answer streamed as it is written (engine/streaming.py), editing the partial
     message an earlier attempt left, if any; the first partial message is remembered on the
     row at once, so a re-run after this worker dies edits it rather than posting another."""
 
     async def deliver(text: str, replaces: MessageRef | None) -> Delivery:
+        await after
         return await rt.notifier.deliver(AnswerDelta(
             tenant_id=row.tenant_id, execution_id=row.id, channel_id=row.channel_id,
             thread_id=row.thread_id, reply_to=row.message_id, user_id=row.user_id,

@@ -329,3 +329,36 @@ async def test_a_rerun_after_the_worker_died_mid_stream_finishes_the_same_messag
     assert deltas and all(d.replaces == message for d in deltas)
     row = await _row(bot, execution_id)
     assert (row.status, row.answer_message_id) == ("succeeded", message.message_id)
+
+
+async def test_the_model_does_not_wait_for_the_working_signal(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """👀 / typing is a platform round trip: the model starts meanwhile, and the answer is
+    posted only once the signal is acknowledged (the answer takes the 👀 away again)."""
+    from engine.llm.scripted import SCRIPTS
+    from tests.engine.test_evolution_flow import ask
+
+    order: list[str] = []
+    deliver = bot.notifier.deliver
+
+    async def slow_working(event: Any) -> Any:
+        if event.type == "working":
+            order.append("working sent")
+            await asyncio.sleep(0.5)  # the platform taking its time
+            order.append("working acknowledged")
+        elif event.type == "answer":
+            order.append("answer posted")
+        return await deliver(event)
+
+    def default(request: ScriptedRequest) -> Any:
+        if request.purpose == "execute":
+            order.append("model asked")
+        return SCRIPTS_BEFORE(request)
+
+    SCRIPTS_BEFORE = SCRIPTS["default"]
+    monkeypatch.setitem(SCRIPTS, "default", default)
+    monkeypatch.setattr(bot.notifier, "deliver", slow_working)
+    answer = await ask(bot, "What is 2 + 2?")
+    assert answer.text
+    assert order == ["working sent", "model asked", "working acknowledged", "answer posted"]
