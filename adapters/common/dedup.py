@@ -7,6 +7,7 @@ the platform's retries) and *released* when handling failed (the retry is then p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from typing import Protocol
@@ -26,7 +27,10 @@ class Dedup(Protocol):
 
 class RedisDedup:
     """Shared by every web/worker process through Redis (SET NX). Fails open when Redis is
-    unreachable: the engine's unique message id still stops a duplicate execution."""
+    unreachable: the engine's unique message id still stops a duplicate execution.
+
+    A confirmation is sent in the background, not waited for: until it lands the claim
+    itself holds, and a platform that got its 200 does not deliver again."""
 
     def __init__(self, redis: Redis, *, namespace: str, claim_ttl_s: int = 120,
                  keep_ttl_s: int = 86_400) -> None:
@@ -34,6 +38,7 @@ class RedisDedup:
         self.namespace = namespace
         self.claim_ttl_s = claim_ttl_s
         self.keep_ttl_s = keep_ttl_s
+        self._confirming: set[asyncio.Task[None]] = set()
 
     def _key(self, delivery_id: str) -> str:
         return f"evobot:{self.namespace}:delivery:{delivery_id}"
@@ -47,10 +52,19 @@ class RedisDedup:
             return True
 
     async def confirm(self, delivery_id: str) -> None:
+        task = asyncio.create_task(self._keep(delivery_id))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
+
+    async def _keep(self, delivery_id: str) -> None:
         try:
             await self.redis.expire(self._key(delivery_id), self.keep_ttl_s)
         except Exception:
             log.exception("could not confirm delivery %s", delivery_id)
+
+    async def settled(self) -> None:
+        """Until the confirmations sent so far have landed (shutdown, tests)."""
+        await asyncio.gather(*self._confirming)
 
     async def release(self, delivery_id: str) -> None:
         try:

@@ -3,6 +3,7 @@ stack, a real RQ worker and the Bot API double."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -101,6 +102,40 @@ async def test_redis_dedup_is_shared_by_web_processes(embedded: Stack, double: B
             await h.hook.shutdown()
             await h.notifier.aclose()
             await close_runtime(h.rt)
+        await redis.aclose()
+
+
+async def test_redis_dedup_answers_a_redelivery_once_and_lets_a_failed_one_in(
+        embedded: Stack, double: BotApiDouble, settings: TelegramSettings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliveries overlap and confirmations aren't waited for: still one answer per
+    update, however its deliveries overlap, and a failed one is handled when redelivered."""
+    from bot.wiring import close_runtime
+
+    redis = embedded.redis.asyncio_client()
+    h = await make_harness(embedded, settings, double, dedup=shared_dedup(redis))
+    try:
+        commands = [u.text_update(u.private(600 + i), u.user(600 + i, "P"), "/pause")
+                    for i in range(5)]
+        posts = [h.post(update) for update in commands for _ in range(3)]
+        assert {r.status_code for r in await asyncio.gather(*posts)} == {200}
+        assert len(double.of("sendMessage")) == 5
+
+        async def boom(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("database down")
+
+        monkeypatch.setattr(h.service, "handle_command", boom)
+        failing = u.text_update(u.private(501), ALICE, "/pause")
+        assert (await h.post(failing)).status_code == 500  # the claim is released
+        monkeypatch.undo()
+        assert (await h.post(failing)).status_code == 200  # the redelivery is handled
+        assert (await h.post(failing)).status_code == 200  # … once
+        assert len(double.of("sendMessage")) == 6
+    finally:
+        await h.client.aclose()
+        await h.hook.shutdown()
+        await h.notifier.aclose()
+        await close_runtime(h.rt)
         await redis.aclose()
 
 
