@@ -54,6 +54,7 @@ PRIVATE_COLLECTIONS = (LEARNINGS, TOOL_RECIPES, OBJECTIVES)
 SHARED_COLLECTIONS = (SHARED_LEARNINGS, SHARED_TOOL_RECIPES)
 
 BAD_RATING = 2  # ratings at or below this are failures worth remembering
+NEAREST_FETCHED = 10  # an objective's neighbours read at once (see _objective_context)
 
 Where: TypeAlias = dict[str, Any]
 Metadata: TypeAlias = dict[str, str | int | float | bool]
@@ -319,12 +320,18 @@ class KnowledgeStore:
         return await asyncio.to_thread(self._objective_context, tenant, objective, k)
 
     def _objective_context(self, tenant: str, objective: str, k: int) -> ObjectiveContext:
+        """The nearest few of the tenant's objectives answer both questions when they hold
+        k bad ones, or are all there is; otherwise a second query finds the k nearest bad."""
         _check_tenant(tenant)
         vector = self._embed([objective])[0]
-        nearest = self._query_rows(OBJECTIVES, vector, {"tenant": tenant}, 1)
-        bad_only: Where = {"$and": [{"tenant": tenant}, {"rating": {"$lte": BAD_RATING}}]}
-        bad = [_past_objective(*row) for row in self._query_rows(OBJECTIVES, vector, bad_only, k)]
-        return ObjectiveContext(nearest[0][3] if nearest else None, tuple(bad))
+        fetched = max(k, NEAREST_FETCHED)
+        nearest = self._query_rows(OBJECTIVES, vector, {"tenant": tenant}, fetched)
+        bad_rows = [row for row in nearest if _rated_bad(row[2])][:k]
+        if len(bad_rows) < k and len(nearest) == fetched:
+            bad_only: Where = {"$and": [{"tenant": tenant}, {"rating": {"$lte": BAD_RATING}}]}
+            bad_rows = self._query_rows(OBJECTIVES, vector, bad_only, k)
+        bad = tuple(_past_objective(*row) for row in bad_rows)
+        return ObjectiveContext(nearest[0][3] if nearest else None, bad)
 
     async def group_similar(self, texts: Sequence[str], *, max_distance: float = 0.35
                             ) -> list[list[int]]:
@@ -556,6 +563,11 @@ def _hit(
         distance=distance,
         tool_name=str(metadata.get("tool_name", "")),
     )
+
+
+def _rated_bad(metadata: Mapping[str, Any]) -> bool:
+    rating = metadata.get("rating")
+    return isinstance(rating, int) and rating <= BAD_RATING
 
 
 def _past_objective(

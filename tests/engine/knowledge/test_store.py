@@ -193,6 +193,23 @@ async def test_objective_context_finds_this_tenants_low_rated_ones_and_the_neare
 
 
 @pytest.mark.asyncio
+async def test_the_nearest_bad_objectives_are_found_beyond_many_good_ones(
+    store: KnowledgeStore,
+) -> None:
+    """One query reads the nearest few; a bad objective farther away still counts."""
+    for n in range(12):
+        await store.record_objective(FEDERATED, f"convert {n} miles to km", outcome_rating=5)
+    await store.record_objective(FEDERATED, "a haiku about miles", outcome_rating=1,
+                                 lesson="five seven five")
+
+    context = await store.objective_context(FEDERATED, "convert 7 miles to km", k=3)
+
+    assert [(past.text, past.lesson) for past in context.bad] == [
+        ("a haiku about miles", "five seven five")]
+    assert context.nearest_distance is not None and context.nearest_distance < 0.05
+
+
+@pytest.mark.asyncio
 async def test_bootstrap_gives_a_new_collective_tenant_the_best_shared_patterns(
     store: KnowledgeStore,
 ) -> None:
