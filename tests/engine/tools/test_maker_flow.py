@@ -47,7 +47,7 @@ async def test_a_converter_need_becomes_a_tested_announced_tool_the_agent_calls(
     assert "def test_length" in tool.tests
 
     second = await ask(bot, "convert 10 miles to km")
-    assert second.version == 2 and second.footer.startswith("v2 · 2 tools")
+    assert second.version == 2 and second.footer.startswith("v2 · 1 tool · ")  # it called one
     assert second.text == "Result: 16.09344"
     async with bot.rt.repo(TENANT) as repo:
         execution = await repo.execution(second.execution_id)
