@@ -168,7 +168,6 @@ async def test_telegram_webhook_is_503_while_postgres_is_down(
     proxied: tuple[Stack, CuttableProxy],
 ) -> None:
     from adapters.telegram.client import TelegramSettings
-    from bot.wiring import close_runtime
     from doubles import telegram as u
     from doubles.telegram import TOKEN, BotApiDouble
     from tests.adapters.telegram.conftest import SECRET, make_harness
@@ -187,8 +186,5 @@ async def test_telegram_webhook_is_503_while_postgres_is_down(
         assert (await h.post(update)).status_code == 200
         assert [e.objective for e in await h.executions()] == ["hi", "are you there?"]
     finally:
-        await h.client.aclose()
-        await h.hook.shutdown()
-        await h.notifier.aclose()
-        await close_runtime(h.rt)
+        await h.aclose()
         await double.stop()

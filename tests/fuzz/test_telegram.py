@@ -75,12 +75,7 @@ async def target(embedded: Stack, bot_api: BotApiDouble) -> AsyncIterator[Target
         execution_id = int(re.search(r"fb:(\d+):", str(answer["reply_markup"]))[1])  # type: ignore[index]
         yield Target(h, copy.deepcopy(answer), execution_id)
     finally:
-        await h.client.aclose()
-        await h.hook.shutdown()
-        await h.notifier.aclose()
-        from bot.wiring import close_runtime
-
-        await close_runtime(h.rt)
+        await h.aclose()
 
 
 def bases(t: Target) -> list[dict[str, Any]]:

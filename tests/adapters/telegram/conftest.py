@@ -106,6 +106,12 @@ class Harness:
         async with self.rt.repo(tenant_id) as repo:
             return await repo.label("canary")
 
+    async def aclose(self) -> None:
+        await self.client.aclose()
+        await self.hook.shutdown()
+        await self.notifier.aclose()
+        await close_runtime(self.rt)
+
 
 async def make_harness(stack: Stack, settings: TelegramSettings, double: BotApiDouble,
                        dedup: Dedup | None = None) -> Harness:
@@ -129,7 +135,4 @@ async def harness(embedded: Stack, settings: TelegramSettings,
     try:
         yield h
     finally:
-        await h.client.aclose()
-        await h.hook.shutdown()
-        await h.notifier.aclose()
-        await close_runtime(h.rt)
+        await h.aclose()

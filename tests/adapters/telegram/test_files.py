@@ -13,7 +13,6 @@ import pytest
 
 from adapters.telegram.client import TelegramSettings, make_bot
 from adapters.telegram.notifier import TelegramNotifier
-from bot.wiring import close_runtime
 from doubles import telegram as u
 from doubles.telegram import BOT_USERNAME, BotApiDouble
 from engine.types import FileShared, SandboxFile
@@ -35,10 +34,7 @@ async def h(embedded: Stack, settings: TelegramSettings, double: BotApiDouble
     try:
         yield harness
     finally:
-        await harness.client.aclose()
-        await harness.hook.shutdown()
-        await harness.notifier.aclose()
-        await close_runtime(harness.rt)
+        await harness.aclose()
 
 
 def texts(double: BotApiDouble, chat_id: int) -> list[str]:

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from adapters.telegram.client import TelegramSettings
-from bot.wiring import close_runtime
 from doubles import telegram as u
 from doubles.telegram import BotApiDouble
 from tests.adapters.telegram.conftest import Harness, make_harness
@@ -28,10 +27,7 @@ async def h(embedded: Stack, settings: TelegramSettings, double: BotApiDouble
     try:
         yield harness
     finally:
-        await harness.client.aclose()
-        await harness.hook.shutdown()
-        await harness.notifier.aclose()
-        await close_runtime(harness.rt)
+        await harness.aclose()
 
 
 async def test_an_agent_file_captioned_import_becomes_a_new_version(

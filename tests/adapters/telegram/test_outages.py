@@ -9,7 +9,6 @@ import logging
 import pytest
 
 from adapters.telegram.client import TelegramSettings
-from bot.wiring import close_runtime
 from doubles import telegram as u
 from doubles.telegram import BotApiDouble
 from tests.adapters.telegram.conftest import Harness, make_harness
@@ -69,7 +68,4 @@ async def test_an_outage_longer_than_the_clients_retries_delays_answers_but_lose
         assert "redelivered the answer of execution 2" in caplog.text
         assert [r.answer_pending for r in await h.executions()] == [False, False]
     finally:
-        await h.client.aclose()
-        await h.hook.shutdown()
-        await h.notifier.aclose()
-        await close_runtime(h.rt)
+        await h.aclose()

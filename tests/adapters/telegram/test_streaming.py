@@ -20,7 +20,6 @@ from adapters.common.pacing import NoPacing
 from adapters.telegram.client import TelegramSettings, make_bot
 from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.outbound import answer_keyboard, render_answer, render_partial
-from bot.wiring import close_runtime
 from doubles import telegram as u
 from doubles.telegram import BOT_USERNAME, BotApiDouble, telegram_html, utf16_len
 from engine.llm.scripted import ScriptedReply, register_script
@@ -264,10 +263,7 @@ async def test_a_slow_model_streams_through_the_real_flow(
         await h.drain()
         [execution] = await h.executions()
     finally:
-        await h.client.aclose()
-        await h.hook.shutdown()
-        await h.notifier.aclose()
-        await close_runtime(h.rt)
+        await h.aclose()
     [answer] = double.sent(chat.id)
     assert execution.answer_message_id == str(answer["message_id"])
     assert answer["text"].startswith(STORY) and answer["reply_markup"]["inline_keyboard"]

@@ -53,11 +53,7 @@ async def test_no_secret_configured_refuses_everything(embedded: Stack, double: 
         assert response.status_code == 403
         assert await h.executions() == []
     finally:
-        await h.client.aclose()
-        await h.notifier.aclose()
-        from bot.wiring import close_runtime
-
-        await close_runtime(h.rt)
+        await h.aclose()
 
 
 async def test_malformed_updates_are_400_and_the_route_keeps_serving(
@@ -86,7 +82,6 @@ async def test_a_repeated_update_id_is_handled_once(harness: Harness) -> None:
 
 async def test_redis_dedup_is_shared_by_web_processes(embedded: Stack, double: BotApiDouble,
                                                       settings: TelegramSettings) -> None:
-    from bot.wiring import close_runtime
 
     redis = embedded.redis.asyncio_client()
     first = await make_harness(embedded, settings, double, dedup=shared_dedup(redis))
@@ -98,10 +93,7 @@ async def test_redis_dedup_is_shared_by_web_processes(embedded: Stack, double: B
         assert len(double.of("sendMessage")) == 1
     finally:
         for h in (first, second):
-            await h.client.aclose()
-            await h.hook.shutdown()
-            await h.notifier.aclose()
-            await close_runtime(h.rt)
+            await h.aclose()
         await redis.aclose()
 
 
@@ -110,7 +102,6 @@ async def test_redis_dedup_answers_a_redelivery_once_and_lets_a_failed_one_in(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Deliveries overlap and confirmations aren't waited for: still one answer per
     update, however its deliveries overlap, and a failed one is handled when redelivered."""
-    from bot.wiring import close_runtime
 
     redis = embedded.redis.asyncio_client()
     h = await make_harness(embedded, settings, double, dedup=shared_dedup(redis))
@@ -132,10 +123,7 @@ async def test_redis_dedup_answers_a_redelivery_once_and_lets_a_failed_one_in(
         assert (await h.post(failing)).status_code == 200  # … once
         assert len(double.of("sendMessage")) == 6
     finally:
-        await h.client.aclose()
-        await h.hook.shutdown()
-        await h.notifier.aclose()
-        await close_runtime(h.rt)
+        await h.aclose()
         await redis.aclose()
 
 
@@ -431,7 +419,6 @@ async def test_startup_registers_commands_and_the_webhook(
         embedded: Stack, double: BotApiDouble, settings: TelegramSettings) -> None:
     from dataclasses import replace
 
-    from bot.wiring import close_runtime
 
     h = await make_harness(embedded, replace(settings, webhook_url="https://bot.example/tg"),
                            double)
@@ -452,10 +439,7 @@ async def test_startup_registers_commands_and_the_webhook(
         assert double.webhook["allowed_updates"] == ["message", "callback_query",
                                                      "message_reaction"]
     finally:
-        await h.client.aclose()
-        await h.hook.shutdown()
-        await h.notifier.aclose()
-        await close_runtime(h.rt)
+        await h.aclose()
 
 
 async def test_full_loop_in_process(harness: Harness, double: BotApiDouble) -> None:
