@@ -111,14 +111,13 @@ class CachedAuthorize(AsyncInstallationStoreAuthorize):
 class DedupedApp(AsyncApp):
     """Bolt's AsyncApp that runs each Events API delivery once, whether it came over HTTP or
     Socket Mode: the event id is claimed before Bolt authorizes or dispatches it, confirmed
-    once handled, and released when handling failed, so that Slack's retry runs. The
-    confirmation is not awaited before the 200: until it lands the claim itself holds, and
+    once handled, and released when handling failed, so that Slack's retry runs. The dedup
+    sends the confirmation in the background: until it lands the claim itself holds, and
     should it be lost the engine's unique message key still records the event once."""
 
     def __init__(self, *, dedup: Dedup, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dedup = dedup
-        self._confirming: set[asyncio.Task[None]] = set()
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         event_id = inbound.event_id(req.body)
@@ -133,9 +132,7 @@ class DedupedApp(AsyncApp):
             await self.dedup.release(event_id)
             raise
         if 200 <= response.status < 300:
-            confirming = asyncio.create_task(self.dedup.confirm(event_id))
-            self._confirming.add(confirming)
-            confirming.add_done_callback(self._confirming.discard)
+            await self.dedup.confirm(event_id)  # sent in the background (RedisDedup)
         else:
             await self.dedup.release(event_id)
         return response
