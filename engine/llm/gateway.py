@@ -229,23 +229,61 @@ class LLMGateway:
 
 async def _streamed(kwargs: dict[str, Any], on_text: Callable[[str], None]) -> Any:
     """A streamed call: `on_text` sees the text so far after every chunk; the whole response
-    is litellm's rebuild of the chunks (content, tool calls, usage), so it costs and reads
-    like an unstreamed one."""
+    is put together from the chunks (content, tool calls, and the usage litellm sends last),
+    so it costs and reads like an unstreamed one. litellm rebuilds the whole response for its
+    own logging already; rebuilding it a second time cost ~0.3 ms per chunk."""
     stream = await litellm.acompletion(
         **kwargs, stream=True, stream_options={"include_usage": True}
     )
-    chunks: list[Any] = []
-    text = ""
+    reply = _StreamedReply()
     async for chunk in stream:
-        chunks.append(chunk)
-        piece = chunk.choices[0].delta.content if chunk.choices else None
-        if piece:
-            text += piece
-            on_text(text)
-    response = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
-    if response is None:
+        if reply.add(chunk):
+            on_text(reply.text)
+    if not reply.chunks:
         raise ValueError("the model's stream ended without a single chunk")
-    return response
+    return reply.response(kwargs["model"])
+
+
+@dataclass
+class _StreamedReply:
+    """The pieces of a streamed reply as they arrive."""
+
+    text: str = ""
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)  # by the call's index
+    usage: Any = None
+    finish_reason: str = "stop"
+    chunks: int = 0
+
+    def add(self, chunk: Any) -> bool:
+        """Take one chunk in; True when it added text."""
+        self.chunks += 1
+        self.usage = getattr(chunk, "usage", None) or self.usage
+        if not chunk.choices:
+            return False
+        choice = chunk.choices[0]
+        self.finish_reason = choice.finish_reason or self.finish_reason
+        for call in choice.delta.tool_calls or []:
+            part = self.calls.setdefault(call.index or 0, {"id": "", "name": "", "arguments": ""})
+            part["id"] = call.id or part["id"]
+            part["name"] += call.function.name or ""
+            part["arguments"] += call.function.arguments or ""
+        piece = choice.delta.content
+        self.text += piece or ""
+        return bool(piece)
+
+    def response(self, model: str) -> litellm.ModelResponse:
+        message: dict[str, Any] = {"role": "assistant", "content": self.text}
+        if self.calls:
+            message["tool_calls"] = [
+                {"id": part["id"], "type": "function",
+                 "function": {"name": part["name"], "arguments": part["arguments"]}}
+                for _, part in sorted(self.calls.items())
+            ]
+        usage = self.usage.model_dump() if self.usage is not None else None
+        return litellm.ModelResponse(
+            model=model, usage=usage,
+            choices=[{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+        )
 
 
 def _repair_request(messages: list[dict[str, Any]], raw: str, error: str) -> list[dict[str, Any]]:
