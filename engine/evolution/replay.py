@@ -3,6 +3,7 @@ pairwise by an LLM in both orders (to cancel position bias), the user's feedback
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import Literal
@@ -100,59 +101,89 @@ FORWARD_SCORE = {"B": 1, "A": -1, "tie": 0}
 BACKWARD_SCORE = {"A": 1, "B": -1, "tie": 0}
 
 
+REPLAY_CALLS_AT_ONCE = 4  # model calls of one replay in flight together
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """What a replay's concurrent model calls share: the slots, and the usage they add up."""
+
+    slot: asyncio.Semaphore
+    usage: Usage
+
+
 @dataclass(frozen=True)
 class Replayer:
     """Runs the current version and the candidate on each case and has the judge compare
-    their answers, once in each order."""
+    their answers, once in each order. The cases, the two answers of a case and the two
+    verdicts are independent: they run concurrently, at most `calls_at_once` model calls at
+    a time (a replay takes about as long as its slowest case, not the sum of all calls)."""
 
     gateway: LLMGateway
     judge_model: str
     toolbox: ToolBox
     max_steps: int
+    calls_at_once: int = REPLAY_CALLS_AT_ONCE
 
     async def replay(
         self, current: AgentVersionView, candidate: AgentVersionView, cases: list[ReplayCase]
     ) -> ReplayReport:
         report = ReplayReport()
-        for case in cases:
-            current_answer = await self._current_answer(current, case, report.usage)
-            candidate_answer = await self._answer(candidate, case, report.usage)
-            score = 0  # the same answer twice: nothing for the judge to compare
-            if candidate_answer.strip() != current_answer.strip():
-                score = await self._score(case, current_answer, candidate_answer, report.usage)
-            report.cases.append(
-                CaseResult(case.objective, case.negative, score, current_answer, candidate_answer)
-            )
+        calls = _Calls(asyncio.Semaphore(self.calls_at_once), report.usage)
+        try:
+            async with asyncio.TaskGroup() as group:  # one failing call cancels the rest
+                runs = [group.create_task(self._case(current, candidate, case, calls))
+                        for case in cases]
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # the error itself, as a sequential replay
+        report.cases.extend(run.result() for run in runs)
         return report
 
+    async def _case(self, current: AgentVersionView, candidate: AgentVersionView,
+                    case: ReplayCase, calls: _Calls) -> CaseResult:
+        current_answer, candidate_answer = await asyncio.gather(
+            self._current_answer(current, case, calls), self._answer(candidate, case, calls)
+        )
+        score = 0  # the same answer twice: nothing for the judge to compare
+        if candidate_answer.strip() != current_answer.strip():
+            score = await self._score(case, current_answer, candidate_answer, calls)
+        return CaseResult(case.objective, case.negative, score, current_answer, candidate_answer)
+
     async def _current_answer(
-        self, current: AgentVersionView, case: ReplayCase, usage: Usage
+        self, current: AgentVersionView, case: ReplayCase, calls: _Calls
     ) -> str:
         """The answer the user rated, when the current version gave it (it is what the
         rating judged); otherwise the current version answers again."""
         if case.rated_answer and case.rated_version == current.version:
             return case.rated_answer
-        return await self._answer(current, case, usage)
+        return await self._answer(current, case, calls)
 
-    async def _answer(self, version: AgentVersionView, case: ReplayCase, usage: Usage) -> str:
-        run = await run_agent(
-            self.gateway,
-            version,
-            case.objective,
-            toolbox=self.toolbox,
-            max_steps=self.max_steps,
-            purpose="replay",
-        )
-        usage.add(run.usage)
+    async def _answer(self, version: AgentVersionView, case: ReplayCase, calls: _Calls) -> str:
+        async with calls.slot:
+            run = await run_agent(
+                self.gateway,
+                version,
+                case.objective,
+                toolbox=self.toolbox,
+                max_steps=self.max_steps,
+                purpose="replay",
+            )
+        calls.usage.add(run.usage)
         return run.output
 
-    async def _score(self, case: ReplayCase, current: str, candidate: str, usage: Usage) -> int:
+    async def _score(self, case: ReplayCase, current: str, candidate: str, calls: _Calls) -> int:
         """+2 when the candidate won in both orders … -2 when it lost in both."""
-        forward, usage_a = await self._judge_once(case, current, candidate)
-        backward, usage_b = await self._judge_once(case, candidate, current)
-        usage.add(usage_a)
-        usage.add(usage_b)
+        forward, backward = await asyncio.gather(
+            self._verdict(case, current, candidate, calls),
+            self._verdict(case, candidate, current, calls),
+        )
         return FORWARD_SCORE[forward] + BACKWARD_SCORE[backward]
+
+    async def _verdict(self, case: ReplayCase, first: str, second: str, calls: _Calls) -> str:
+        async with calls.slot:
+            winner, usage = await self._judge_once(case, first, second)
+        calls.usage.add(usage)
+        return winner
 
     async def _judge_once(self, case: ReplayCase, first: str, second: str) -> tuple[str, Usage]:
         data = {"objective": case.objective, "rubric": case.rubric, "A": first, "B": second}
