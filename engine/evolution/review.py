@@ -8,6 +8,7 @@ from engine.evolution.watch import watch_for_degradation
 from engine.evolution.window import watch_rolling_window
 from engine.runtime import Runtime
 from engine.tools.lifecycle import review_tools
+from engine.tools.registry import OFFERED
 from engine.types import TenantId
 
 
@@ -16,6 +17,8 @@ async def review(rt: Runtime, tenant_id: TenantId) -> str | None:
     active version clearly worse than a recent one over its last ratings (and queue the fix);
     then the tools' lifecycle: stale, archived, and retire the ones that keep failing.
     What changed, or None (also when an evolution of the tenant is running)."""
+    if not await anything_to_review(rt, tenant_id):
+        return None
     async with tenant_evolution_lock(rt, tenant_id) as acquired:
         if not acquired:
             return None
@@ -26,3 +29,11 @@ async def review(rt: Runtime, tenant_id: TenantId) -> str | None:
         )
         tools = await review_tools(rt, tenant_id)
         return "; ".join(x for x in (versions, tools) if x) or None
+
+
+async def anything_to_review(rt: Runtime, tenant_id: TenantId) -> bool:
+    """The canary, the watch and the rolling window each compare two versions, and the
+    lifecycle is the tools': an agent with one version and no tools (a young one) has nothing
+    to review — one short read instead of four, on the way from a rating to its evolution."""
+    async with rt.repo(tenant_id) as repo:
+        return await repo.version_count() > 1 or bool(await repo.tools(OFFERED))

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from engine.evolution.review import review
+from engine.evolution.review import anything_to_review, review
 from engine.execute import toolbox_for
 from engine.jobs import reconcile
 from engine.storage.models import Tool, utcnow
@@ -165,3 +165,11 @@ async def test_crashing_tool_calls_are_reported_and_the_execution_succeeds(
 async def test_review_with_nothing_due_reports_nothing(local_bot: Bot) -> None:
     await ask(local_bot, "hello")
     assert await review(local_bot.rt, TENANT) is None
+
+
+async def test_a_young_agent_has_nothing_to_review_until_it_has_a_tool(local_bot: Bot) -> None:
+    bot = local_bot
+    await ask(bot, "hello")
+    assert not await anything_to_review(bot.rt, TENANT)  # one version, no tools
+    await install_tool(bot, "echo_text", ECHO, description="Shout some text loudly.")
+    assert await anything_to_review(bot.rt, TENANT)  # a tool (and with it a second version)
