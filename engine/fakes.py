@@ -91,9 +91,12 @@ class RecordingQueue:
         self.executions.extend(execution_ids)
 
     async def enqueue_evolution(
-        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"
+        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback",
+        review_first: bool = False,
     ) -> None:
         self.evolutions.append((tenant_id, trigger))
+        if review_first:
+            self.reviews.append(tenant_id)
 
     async def enqueue_review(self, tenant_id: TenantId) -> None:
         self.reviews.append(tenant_id)

@@ -36,8 +36,12 @@ class JobQueue(Protocol):
         ...
 
     async def enqueue_evolution(
-        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"
-    ) -> None: ...
+        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback",
+        review_first: bool = False,
+    ) -> None:
+        """One waiting evolution per tenant; `review_first`: the tenant's review (canary,
+        watch, tools) runs just before it, as `enqueue_review` would have."""
+        ...
 
     async def enqueue_review(self, tenant_id: TenantId) -> None: ...
 

@@ -163,23 +163,29 @@ class EvobotService:
     async def _after_rating(self, tenant_id: TenantId, rating: int | None, comment: str | None,
                             paused: bool, waiting: int, *, novel: bool = False) -> bool:
         """Queue the canary/watch review, and an evolution at once for a rating of a new
-        objective type, a low rating with a comment, or after enough waiting ratings. True
-        when an evolution was queued."""
-        if rating is not None:
+        objective type, a low rating with a comment, or after enough waiting ratings (the
+        review then runs in the evolution's job, just before it). True when an evolution was
+        queued."""
+        trigger = self._evolution_trigger(rating, comment, paused, waiting, novel=novel)
+        if trigger is not None:
+            await self.rt.queue.enqueue_evolution(
+                tenant_id, trigger=trigger, review_first=rating is not None
+            )
+        elif rating is not None:
             await self.rt.queue.enqueue_review(tenant_id)
+        return trigger is not None
+
+    def _evolution_trigger(self, rating: int | None, comment: str | None, paused: bool,
+                           waiting: int, *, novel: bool) -> str | None:
+        if paused:
+            return None
         # a new kind of objective that went badly is worth an evolution at once; a good rating
         # of one simply feeds the next evolution
-        if novel and is_negative(rating) and not paused:
-            await self.rt.queue.enqueue_evolution(
-                tenant_id, trigger=Trigger.NEW_OBJECTIVE_TYPE.value
-            )
-            return True
+        if novel and is_negative(rating):
+            return Trigger.NEW_OBJECTIVE_TYPE.value
         explained_low = rating is not None and rating <= 2 and bool(comment)
         enough = waiting >= self.rt.settings.evolve_after_ratings
-        if paused or not (explained_low or enough):
-            return False
-        await self.rt.queue.enqueue_evolution(tenant_id)
-        return True
+        return Trigger.FEEDBACK.value if explained_low or enough else None
 
     def _is_novel(self, execution: Execution) -> bool:
         """An objective farther than `novelty_distance` from every earlier one."""

@@ -49,8 +49,14 @@ def redeliver_job(execution_id: int) -> str:
     return run_in_job_loop(run)
 
 
-def evolve_job(tenant_id: TenantId, trigger: str = "feedback") -> str:
+def evolve_job(tenant_id: TenantId, trigger: str = "feedback", *,
+               review_first: bool = False) -> str:
+    """`review_first`: a rating's review (canary, watch) runs in this job, just before the
+    evolution it triggered — in order, without a job of its own in between."""
+
     async def run(rt: Runtime) -> str:
+        if review_first:
+            await review(rt, tenant_id)
         outcome = await evolve(rt, tenant_id, trigger=trigger)
         return f"{outcome.decision.value}: {outcome.reason}"
 

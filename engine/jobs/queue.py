@@ -36,24 +36,27 @@ class RQJobQueue:
         return Retry(max=len(intervals), interval=intervals)
 
     def _enqueue_unique(self, queue: Queue, job_id: str, func: Callable[..., Any], *args: Any,
-                        delay_s: float = 0.0, retry: Retry | None = None) -> None:
-        """One live job per id: an execution or a tenant's evolution is queued at most once."""
+                        delay_s: float = 0.0, retry: Retry | None = None,
+                        kwargs: dict[str, Any] | None = None) -> bool:
+        """One live job per id: an execution or a tenant's evolution is queued at most once.
+        False when it was already waiting."""
         try:
             existing = Job.fetch(job_id, connection=self.redis)
             if existing.get_status(refresh=True) in (
                 JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
             ):
-                return
+                return False
         except Exception:
             pass  # no such job (or an expired one): enqueue afresh
         options: dict[str, Any] = {
             "job_id": job_id, "retry": retry or self._retry(), "job_timeout": self.job_timeout_s,
-            "result_ttl": 3600, "failure_ttl": 86400,
+            "result_ttl": 3600, "failure_ttl": 86400, "args": args, "kwargs": kwargs or {},
         }
         if delay_s > 0:
-            queue.enqueue_in(timedelta(seconds=delay_s), func, *args, **options)
+            queue.enqueue_in(timedelta(seconds=delay_s), func, **options)
         else:
-            queue.enqueue(func, *args, **options)
+            queue.enqueue(func, **options)
+        return True
 
     async def enqueue_execution(self, execution_id: int) -> None:
         await asyncio.to_thread(
@@ -83,12 +86,21 @@ class RQJobQueue:
         )
 
     async def enqueue_evolution(
-        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback"
+        self, tenant_id: TenantId, *, delay_s: float = 0.0, trigger: str = "feedback",
+        review_first: bool = False,
     ) -> None:
-        await asyncio.to_thread(
-            self._enqueue_unique, self.evolution, f"evolve-{_job_key(tenant_id)}", evolve_job,
-            tenant_id, trigger, delay_s=delay_s,
+        await asyncio.to_thread(self._enqueue_evolution, tenant_id, delay_s, trigger,
+                                review_first)
+
+    def _enqueue_evolution(self, tenant_id: TenantId, delay_s: float, trigger: str,
+                           review_first: bool) -> None:
+        key = _job_key(tenant_id)
+        queued = self._enqueue_unique(
+            self.evolution, f"evolve-{key}", evolve_job, tenant_id, trigger, delay_s=delay_s,
+            kwargs={"review_first": True} if review_first else None,
         )
+        if review_first and not queued:  # the evolution waiting may not review: a job that does
+            self._enqueue_unique(self.evolution, f"review-{key}", review_job, tenant_id)
 
     async def enqueue_review(self, tenant_id: TenantId) -> None:
         await asyncio.to_thread(

@@ -57,3 +57,21 @@ async def test_a_tenant_with_new_ratings_gets_one_periodic_evolution_per_period(
 async def test_a_quiet_tenant_gets_no_periodic_evolution(bot: Bot) -> None:
     await ask(bot, "Summarise our sales call")  # answered, never rated
     assert await queue_periodic_evolutions(bot.rt) == 0
+
+
+def _queued_jobs(bot: Bot) -> list[tuple[str, dict[str, object]]]:
+    jobs = Queue(EVOLUTION, connection=bot.stack.redis.sync).jobs
+    return [(job.func_name.rsplit(".", 1)[1], job.kwargs) for job in jobs]
+
+
+async def test_a_rating_reviews_in_its_evolution_job_or_beside_one_already_waiting(
+    bot: Bot,
+) -> None:
+    Queue(EVOLUTION, connection=bot.stack.redis.sync).empty()
+    await bot.rt.queue.enqueue_evolution(TENANT, review_first=True)
+    assert _queued_jobs(bot) == [("evolve_job", {"review_first": True})]
+
+    Queue(EVOLUTION, connection=bot.stack.redis.sync).empty()
+    await bot.rt.queue.enqueue_evolution(TENANT, trigger=PERIODIC)  # waits, reviews nothing
+    await bot.rt.queue.enqueue_evolution(TENANT, review_first=True)
+    assert _queued_jobs(bot) == [("evolve_job", {}), ("review_job", {})]

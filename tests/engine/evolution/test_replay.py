@@ -78,6 +78,8 @@ async def test_with_one_call_at_a_time_the_replay_reaches_the_same_verdicts() ->
     assert [c.score for c in report.cases] == [2, 2, 2] and report.usage.calls == 12
 
 
+# litellm makes the model's coroutine in a thread: one cancelled before it is awaited warns
+@pytest.mark.filterwarnings("ignore:coroutine 'ScriptedLLM.acompletion' was never awaited")
 async def test_a_failing_judge_fails_the_replay_with_its_own_error() -> None:
     model = SlowModel(fail_judging=True)
     with pytest.raises(LLMError, match="judge unreachable"):
