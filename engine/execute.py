@@ -18,7 +18,6 @@ from engine.redeliver import earlier_pending, held_before, hold_answer, partial_
 from engine.runner import Guidance, RunResult, run_agent
 from engine.runtime import Runtime
 from engine.storage.cross_tenant import (
-    ClaimedExecution,
     claim_execution,
     fail_unfinished_execution,
     touch_running_execution,
@@ -44,8 +43,9 @@ from engine.types import (
 log = logging.getLogger(__name__)
 
 
-async def claim(rt: Runtime, execution_id: int) -> ClaimedExecution | None:
-    """Pending → running, or take over a run whose worker died. None: nothing to do."""
+async def claim(rt: Runtime, execution_id: int) -> Execution | None:
+    """Pending → running, or take over a run whose worker died: the claimed row. None:
+    nothing to do."""
     stale_before = utcnow() - timedelta(seconds=rt.settings.stale_running_s)
     return await claim_execution(rt.sessions, execution_id, stale_before)
 
@@ -105,21 +105,18 @@ class Job:
 async def execute(rt: Runtime, execution_id: int, *, final_attempt: bool = True) -> str:
     """Run one execution. Infra failures re-raise (the job retries) until the final attempt,
     which marks the row failed and tells the user; they are never learned from."""
-    claimed = await claim(rt, execution_id)
-    if claimed is None:
+    row = await claim(rt, execution_id)
+    if row is None:
         return "skipped"
     # beating from the claim on: opening the knowledge store alone can take seconds
     async with heartbeat(rt, execution_id):
-        return await _answer(rt, execution_id, claimed, final_attempt)
+        return await _answer(rt, row, final_attempt)
 
 
-async def _answer(rt: Runtime, execution_id: int, claimed: ClaimedExecution,
-                  final_attempt: bool) -> str:
+async def _answer(rt: Runtime, row: Execution, final_attempt: bool) -> str:
     """The claimed execution: run the agent, streaming its answer, and deliver it."""
     # the knowledge lookup (an embedding, off the event loop) overlaps loading the job
-    job, context = await asyncio.gather(_load(rt, execution_id, claimed.tenant_id),
-                                        _objective_context(rt, claimed))
-    row = job.row
+    job, context = await asyncio.gather(_load(rt, row), _objective_context(rt, row))
     # 👀 / typing is a platform round trip the model needn't wait for; whatever is posted
     # waits for it (the answer takes the 👀 away again)
     working = asyncio.create_task(_working(rt, row))
@@ -190,11 +187,9 @@ def _answer_stream(rt: Runtime, row: Execution, *, after: asyncio.Task[None]) ->
                         replaces=partial_answer(row), remember=remember)
 
 
-async def _load(rt: Runtime, execution_id: int, tenant_id: TenantId) -> Job:
-    """Everything answering needs from the database, in one session."""
-    async with rt.repo(tenant_id) as repo:
-        row = await repo.execution(execution_id)
-        assert row is not None
+async def _load(rt: Runtime, row: Execution) -> Job:
+    """Everything else answering the claimed row needs from the database, in one session."""
+    async with rt.repo(row.tenant_id) as repo:
         version = await repo.version(row.version)
         assert version is not None
         history = []
@@ -308,12 +303,11 @@ async def _tell_failed(rt: Runtime, row: Execution, reason: str,
         await hold_answer(rt, row)
 
 
-async def _objective_context(rt: Runtime, claimed: ClaimedExecution
-                             ) -> ObjectiveContext | None:
+async def _objective_context(rt: Runtime, row: Execution) -> ObjectiveContext | None:
     """How near the objective is to the tenant's earlier ones, and the lessons of those that
     went badly; None when the knowledge store fails (the answer goes on without)."""
     try:
-        return await rt.knowledge.objective_context(claimed.tenant_id, claimed.objective, k=3)
+        return await rt.knowledge.objective_context(row.tenant_id, row.objective, k=3)
     except Exception:
         log.exception("knowledge lookup failed; answering without lessons")
         return None

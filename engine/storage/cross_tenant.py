@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -74,15 +74,10 @@ async def _insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     return {(tenant, channel, message): id_ for id_, tenant, channel, message in result}
 
 
-class ClaimedExecution(NamedTuple):
-    tenant_id: TenantId
-    objective: str
-
-
 async def claim_execution(sessions: Sessions, execution_id: int, stale_before: datetime
-                          ) -> ClaimedExecution | None:
-    """Pending → running, or take over a run whose worker died: its tenant and objective
-    (what the knowledge lookup needs at once). None: nothing to do."""
+                          ) -> Execution | None:
+    """Pending → running, or take over a run whose worker died: the row as claimed, in the
+    same statement. None: nothing to do."""
     async with sessions() as session, session.begin():
         result = await session.execute(
             update(Execution)
@@ -99,10 +94,11 @@ async def claim_execution(sessions: Sessions, execution_id: int, stale_before: d
                 attempts=Execution.attempts + 1,
                 updated_at=utcnow(),
             )
-            .returning(Execution.tenant_id, Execution.objective)
+            .returning(Execution)
+            # nothing in this new session to keep in step with the update
+            .execution_options(synchronize_session=False)
         )
-        claimed = result.first()
-        return ClaimedExecution(claimed[0], claimed[1]) if claimed is not None else None
+        return result.scalars().first()
 
 
 async def touch_running_execution(sessions: Sessions, execution_id: int) -> None:

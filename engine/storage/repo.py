@@ -340,11 +340,13 @@ class TenantRepo:
         )
 
     async def update_execution(self, execution_id: int, **values: Any) -> None:
-        """Set columns of one of the tenant's executions in one statement (no read first)."""
+        """Set columns of one of the tenant's executions in one statement (no read first;
+        a row this session loaded before keeps its old values)."""
         await self.session.execute(
             update(Execution)
             .where(Execution.id == execution_id, Execution.tenant_id == self.tenant_id)
             .values(**values)
+            .execution_options(synchronize_session=False)
         )
 
     async def execution_by_answer(self, channel_id: str, message_id: str) -> Execution | None:
