@@ -104,7 +104,7 @@ async def worker_kill(config: Config, redis: RedisHandle, answers: Answers,
     try:
         await _until_running(runtime, accepted.execution_id)
     finally:
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # and RQ's scheduler it forked
         proc.wait(timeout=10)
     killed_at = time.monotonic()
     worker = EmbeddedWorker(config, lambda: NotifierRouter({"api": answers}), redis).start()
@@ -119,9 +119,10 @@ async def worker_kill(config: Config, redis: RedisHandle, answers: Answers,
 
 
 def spawn_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`evobot worker` in its own process (the one that gets killed)."""
+    """`evobot worker` in its own process group (the one that gets killed)."""
     return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
 
 
 async def _until_running(runtime: Runtime, execution_id: int) -> None:

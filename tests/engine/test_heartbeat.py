@@ -4,14 +4,13 @@ the worker is killed the beat stops and the reconciler hands the work on — ans
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 
 from engine.jobs import reconcile
 from engine.types import InboundMessage
 from tests.conftest import Bot
 from tests.engine.test_evolution_flow import TENANT
-from tests.engine.test_jobs_resilience import _status, _worker_process
+from tests.engine.test_jobs_resilience import _kill_worker, _status, _worker_process
 
 
 async def _running(bot: Bot, execution_id: int) -> None:
@@ -34,8 +33,7 @@ async def test_a_live_run_keeps_beating_and_a_dead_one_is_handed_on(bot: Bot) ->
         await asyncio.sleep(4.0)  # longer than stale_running_s: only the heartbeat keeps it
         assert (await reconcile(bot.rt))["executions"] == 0
     finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=10)
+        _kill_worker(worker)
     await asyncio.sleep(4.0)  # no more beats
     assert (await reconcile(bot.rt))["executions"] == 1
     await bot.drain()

@@ -72,8 +72,15 @@ def _worker_process(bot: Bot, **extra_env: str) -> subprocess.Popen[bytes]:
         env["REDIS_URL"] = f"unix://{bot.stack.redis.socket_path}"
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "worker"], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+
+
+def _kill_worker(worker: subprocess.Popen[bytes]) -> None:
+    """`kill -9` of the worker and what it forked (RQ's scheduler): no warm shutdown, and
+    nothing left running after the test."""
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
 
 
 async def test_a_worker_killed_mid_job_loses_nothing(bot: Bot) -> None:
@@ -89,8 +96,7 @@ async def test_a_worker_killed_mid_job_loses_nothing(bot: Bot) -> None:
             assert time.monotonic() < deadline, "the worker process never picked the job up"
             await asyncio.sleep(0.1)
     finally:
-        worker.send_signal(signal.SIGKILL)  # no warm shutdown: killed mid-job
-        worker.wait(timeout=10)
+        _kill_worker(worker)  # killed mid-job
     assert await _status(bot, accepted.execution_id) == "running"
 
     # the reconciler finds the orphan (stale 'running' row) and the work completes
