@@ -280,9 +280,11 @@ class _StreamedReply:
                 for _, part in sorted(self.calls.items())
             ]
         usage = self.usage.model_dump() if self.usage is not None else None
+        billed = getattr(self.usage, "cost", None)  # litellm's bill, on the usage it sent
         return litellm.ModelResponse(
             model=model, usage=usage,
             choices=[{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            hidden_params={"response_cost": billed} if billed is not None else None,
         )
 
 
@@ -304,6 +306,18 @@ def _json_part(text: str) -> str:
     return text[start : end + 1]
 
 
+def _cost(response: Any) -> float:
+    """litellm's own bill for the call: it prices every response it returns (a stream's in
+    its last chunk); priced here only when a response doesn't carry it."""
+    billed = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
+    if isinstance(billed, int | float) and not isinstance(billed, bool):
+        return float(billed)
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # models without a price cost nothing
+        return 0.0
+
+
 def _reply(response: Any) -> Reply:
     message = response.choices[0].message
     calls = []
@@ -318,10 +332,7 @@ def _reply(response: Any) -> Reply:
     if getattr(response, "usage", None):
         usage.tokens_in = int(response.usage.prompt_tokens or 0)
         usage.tokens_out = int(response.usage.completion_tokens or 0)
-    try:
-        usage.cost_usd = float(litellm.completion_cost(completion_response=response) or 0.0)
-    except Exception:  # models without a price (local, scripted) cost nothing
-        usage.cost_usd = 0.0
+    usage.cost_usd = _cost(response)
     assistant: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
     if calls:
         assistant["tool_calls"] = [
