@@ -148,25 +148,20 @@ class EvobotService:
                 return _retract(row, execution.id)
             row = await _record(repo, row, execution.id, feedback)
             rating, comment, execution_id = row.rating, row.comment, execution.id
-            novel = self._is_novel(execution)
-            tenant = await repo.tenant()
-            paused = bool(tenant and tenant.evolution_paused)
-            waiting = await repo.unused_feedback_count()
-        queued = await self._after_rating(feedback.tenant_id, rating, comment, paused, waiting,
-                                          novel=novel)
+            trigger = await self._evolution_trigger(repo, rating, comment,
+                                                    novel=self._is_novel(execution))
+        queued = await self._after_rating(feedback.tenant_id, rating, trigger)
         return FeedbackResult(
             recorded=True, execution_id=execution_id, rating=rating,
             message=_ack(rating, comment), evolution_queued=queued,
             invite_comment=is_negative(rating) and not comment,
         )
 
-    async def _after_rating(self, tenant_id: TenantId, rating: int | None, comment: str | None,
-                            paused: bool, waiting: int, *, novel: bool = False) -> bool:
-        """Queue the canary/watch review, and an evolution at once for a rating of a new
-        objective type, a low rating with a comment, or after enough waiting ratings (the
-        review then runs in the evolution's job, just before it). True when an evolution was
-        queued."""
-        trigger = self._evolution_trigger(rating, comment, paused, waiting, novel=novel)
+    async def _after_rating(self, tenant_id: TenantId, rating: int | None,
+                            trigger: str | None) -> bool:
+        """Queue the evolution the rating triggered, if any, with the canary/watch review
+        running in its job just before it; else the review alone. True when an evolution
+        was queued."""
         if trigger is not None:
             await self.rt.queue.enqueue_evolution(
                 tenant_id, trigger=trigger, review_first=rating is not None
@@ -175,17 +170,23 @@ class EvobotService:
             await self.rt.queue.enqueue_review(tenant_id)
         return trigger is not None
 
-    def _evolution_trigger(self, rating: int | None, comment: str | None, paused: bool,
-                           waiting: int, *, novel: bool) -> str | None:
-        if paused:
-            return None
+    async def _evolution_trigger(self, repo: TenantRepo, rating: int | None,
+                                 comment: str | None, *, novel: bool) -> str | None:
+        """Why an evolution runs at once: a bad rating of a new objective type, a low rating
+        with a comment, or enough waiting ratings — unless the tenant paused evolution. The
+        count and the pause are read only when they decide."""
         # a new kind of objective that went badly is worth an evolution at once; a good rating
         # of one simply feeds the next evolution
         if novel and is_negative(rating):
-            return Trigger.NEW_OBJECTIVE_TYPE.value
-        explained_low = rating is not None and rating <= 2 and bool(comment)
-        enough = waiting >= self.rt.settings.evolve_after_ratings
-        return Trigger.FEEDBACK.value if explained_low or enough else None
+            trigger = Trigger.NEW_OBJECTIVE_TYPE.value
+        elif (rating is not None and rating <= 2 and bool(comment)) or (
+            await repo.unused_feedback_count() >= self.rt.settings.evolve_after_ratings
+        ):
+            trigger = Trigger.FEEDBACK.value
+        else:
+            return None
+        tenant = await repo.tenant()
+        return None if tenant is not None and tenant.evolution_paused else trigger
 
     def _is_novel(self, execution: Execution) -> bool:
         """An objective farther than `novelty_distance` from every earlier one."""
