@@ -99,6 +99,10 @@ def _price_our_model(model: str) -> None:
                                  "cache_creation_input_token_cost",
                                  "cache_read_input_token_cost")}
     litellm.register_model({model: {**free, "litellm_provider": provider, "mode": "chat"}})
+    _FREE_MODELS.add(model)
+
+
+_FREE_MODELS: set[str] = set()  # the models `_price_our_model` priced at zero
 
 
 class ToolUse(NamedTuple):
@@ -312,6 +316,8 @@ def _cost(response: Any) -> float:
     billed = (getattr(response, "_hidden_params", None) or {}).get("response_cost")
     if isinstance(billed, int | float) and not isinstance(billed, bool):
         return float(billed)
+    if getattr(response, "model", None) in _FREE_MODELS:  # a stream of ours, billed 0
+        return 0.0
     try:
         return float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:  # models without a price cost nothing
