@@ -5,7 +5,7 @@ from __future__ import annotations
 from engine.evolution.record import create_and_label_version
 from engine.present import text_document
 from engine.runtime import Runtime
-from engine.types import Decision, Notice, TenantId
+from engine.types import Decision, Notice, StructuredPrompt, TenantId
 
 NOT_WAITING = "That evolution is not waiting for approval."
 
@@ -20,7 +20,10 @@ async def apply_approved(rt: Runtime, tenant_id: TenantId, evolution_id: int, ac
         if base.version != row.base_version:
             row.decision, row.reason = Decision.SKIPPED.value, "superseded before approval"
             return f"The agent changed since (now v{base.version}); this proposal is outdated."
-        number = await create_and_label_version(repo, row, base, Decision.PROMOTED, row.reason)
+        number = await create_and_label_version(
+            repo, row.id, StructuredPrompt.model_validate(row.candidate_prompt), base,
+            Decision.PROMOTED, row.reason,
+        )
         row.decision, row.candidate_version = Decision.PROMOTED.value, number
         row.reason = f"{row.reason} (approved by {actor})"
         channel_id, thread_id = row.channel_id, row.thread_id

@@ -8,28 +8,25 @@ from __future__ import annotations
 
 from engine.evolution.attempt import Attempt
 from engine.runtime import Runtime
-from engine.storage.models import Evolution, utcnow
+from engine.storage.models import utcnow
 from engine.storage.repo import ACTIVE, CANARY, StaleLabel, TenantRepo
 from engine.types import AgentVersionView, Decision, EvolutionStatus, StructuredPrompt, TenantId
 
 
 async def record_decision(rt: Runtime, attempt: Attempt) -> None:
     """Store what the attempt found and decided; create and label the version it makes; mark
-    its feedback used (it is never retried)."""
+    its feedback used (it is never retried). The evolution row is written once, at the end."""
     async with rt.repo(attempt.tenant_id) as repo:
-        row = await repo.evolution(attempt.evolution_id)
-        assert row is not None
-        _store_findings(row, attempt)
         if attempt.creates_version:
+            assert attempt.candidate_prompt is not None
             try:
                 attempt.new_version = await create_and_label_version(
-                    repo, row, attempt.base, attempt.decision, attempt.reason,
-                    audience=canary_audience(attempt),
+                    repo, attempt.evolution_id, attempt.candidate_prompt, attempt.base,
+                    attempt.decision, attempt.reason, audience=canary_audience(attempt),
                 )
             except StaleLabel as exc:
                 attempt.decision, attempt.reason = Decision.SKIPPED, f"superseded: {exc}"
-        row.decision, row.reason = attempt.decision.value, attempt.reason
-        row.candidate_version = attempt.new_version
+        await repo.update_evolution(attempt.evolution_id, **_findings(attempt))
         await repo.mark_feedback_used(attempt.consumes, attempt.evolution_id)
 
 
@@ -40,25 +37,30 @@ def canary_audience(attempt: Attempt) -> list[str] | None:
     return list(attempt.request.user_ids)
 
 
-def _store_findings(row: Evolution, attempt: Attempt) -> None:
-    row.learnings = [x.model_dump() for x in attempt.learnings]
-    row.ops = [op.model_dump() for op in attempt.ops]
-    row.validation = attempt.validation.as_json()
+def _findings(attempt: Attempt) -> dict[str, object]:
+    """The evolution row's columns: what the attempt found, and what it decided."""
     prompt = attempt.candidate_prompt
-    row.candidate_prompt = prompt.model_dump() if prompt is not None else None
-    row.cost_usd, row.finished_at, row.status = attempt.cost, utcnow(), EvolutionStatus.DONE
+    return {
+        "learnings": [x.model_dump() for x in attempt.learnings],
+        "ops": [op.model_dump() for op in attempt.ops],
+        "validation": attempt.validation.as_json(),
+        "candidate_prompt": prompt.model_dump() if prompt is not None else None,
+        "cost_usd": attempt.cost, "finished_at": utcnow(), "status": EvolutionStatus.DONE,
+        "decision": attempt.decision.value, "reason": attempt.reason,
+        "candidate_version": attempt.new_version,
+    }
 
 
 async def create_and_label_version(
-    repo: TenantRepo, row: Evolution, base: AgentVersionView, decision: Decision, reason: str,
-    *, audience: list[str] | None = None,
+    repo: TenantRepo, evolution_id: int, prompt: StructuredPrompt, base: AgentVersionView,
+    decision: Decision, reason: str, *, audience: list[str] | None = None,
 ) -> int:
-    """The row's candidate as a new version of `base`, made active (promoted) or the canary
-    (which always serves `audience`, beside the usual share). Raises StaleLabel when the
-    active version is no longer `base`."""
-    actor = f"evolution:{row.id}"
+    """The evolution's candidate `prompt` as a new version of `base`, made active (promoted)
+    or the canary (which always serves `audience`, beside the usual share). Raises StaleLabel
+    when the active version is no longer `base`."""
+    actor = f"evolution:{evolution_id}"
     number = await repo.create_version(
-        prompt=StructuredPrompt.model_validate(row.candidate_prompt),
+        prompt=prompt,
         model=base.model,
         temperature=base.temperature,
         tools=base.tools,

@@ -36,4 +36,4 @@ async def anything_to_review(rt: Runtime, tenant_id: TenantId) -> bool:
     lifecycle is the tools': an agent with one version and no tools (a young one) has nothing
     to review — one short read instead of four, on the way from a rating to its evolution."""
     async with rt.repo(tenant_id) as repo:
-        return await repo.version_count() > 1 or bool(await repo.tools(OFFERED))
+        return await repo.has_versions_or_tools(OFFERED)

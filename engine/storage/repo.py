@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, case, func, select, update
+from sqlalchemy import ColumnElement, Row, case, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -574,6 +574,16 @@ class TenantRepo:
         )
         return int(count or 0)
 
+    async def has_versions_or_tools(self, tool_statuses: tuple[str, ...]) -> bool:
+        """A version after the first, or a tool in one of `tool_statuses` (one statement)."""
+        later_version = select(AgentVersion.id).where(
+            AgentVersion.tenant_id == self.tenant_id, AgentVersion.version > 1
+        )
+        tool = select(Tool.id).where(
+            Tool.tenant_id == self.tenant_id, Tool.status.in_(tool_statuses)
+        )
+        return bool(await self.session.scalar(select(or_(exists(later_version), exists(tool)))))
+
     async def version_count(self) -> int:
         count = await self.session.scalar(
             select(func.count(AgentVersion.id)).where(AgentVersion.tenant_id == self.tenant_id)
@@ -587,6 +597,15 @@ class TenantRepo:
         self.session.add(row)
         await self.session.flush()
         return row
+
+    async def update_evolution(self, evolution_id: int, **values: Any) -> None:
+        """Set columns of one of the tenant's evolutions in one statement (no read first)."""
+        await self.session.execute(
+            update(Evolution)
+            .where(Evolution.id == evolution_id, Evolution.tenant_id == self.tenant_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
 
     async def evolution(self, evolution_id: int) -> Evolution | None:
         return await self.session.scalar(
