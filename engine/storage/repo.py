@@ -340,11 +340,15 @@ class TenantRepo:
         )
 
     async def update_execution(self, execution_id: int, **values: Any) -> None:
-        """Set columns of one of the tenant's executions in one statement (no read first;
-        a row this session loaded before keeps its old values)."""
+        await self._update(Execution, execution_id, values)
+
+    async def _update(self, model: type[Execution] | type[Evolution], row_id: int,
+                      values: Mapping[str, Any]) -> None:
+        """Set columns of one of the tenant's rows in one statement (no read first; a row
+        this session loaded before keeps its old values)."""
         await self.session.execute(
-            update(Execution)
-            .where(Execution.id == execution_id, Execution.tenant_id == self.tenant_id)
+            update(model)
+            .where(model.id == row_id, model.tenant_id == self.tenant_id)
             .values(**values)
             .execution_options(synchronize_session=False)
         )
@@ -599,13 +603,7 @@ class TenantRepo:
         return row
 
     async def update_evolution(self, evolution_id: int, **values: Any) -> None:
-        """Set columns of one of the tenant's evolutions in one statement (no read first)."""
-        await self.session.execute(
-            update(Evolution)
-            .where(Evolution.id == evolution_id, Evolution.tenant_id == self.tenant_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        await self._update(Evolution, evolution_id, values)
 
     async def evolution(self, evolution_id: int) -> Evolution | None:
         return await self.session.scalar(
