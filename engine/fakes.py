@@ -168,7 +168,7 @@ class NullKnowledge:
         return []
 
     async def objective_context(
-        self, tenant: str, objective: str, *, k: int = 3
+        self, tenant: str, objective: str, *, k: int = 3, learnings_beyond: float | None = None
     ) -> ObjectiveContext:
         return ObjectiveContext(None, ())
 

@@ -110,7 +110,7 @@ class KnowledgeStore(Protocol):
     ) -> list[KnowledgeHit]: ...
 
     async def objective_context(
-        self, tenant: str, objective: str, *, k: int = 3
+        self, tenant: str, objective: str, *, k: int = 3, learnings_beyond: float | None = None
     ) -> ObjectiveContext: ...
 
     async def group_similar(

@@ -47,7 +47,11 @@ async def _runtime() -> Runtime:
 
 def run_in_job_loop(make: Callable[[Runtime], Coroutine[Any, Any, T]]) -> T:
     async def with_runtime() -> T:
-        return await make(await _runtime())
+        runtime = await _runtime()
+        try:
+            return await make(runtime)
+        finally:  # litellm's bookkeeping of this job's calls, not inside the next job
+            await runtime.gateway.settle()
 
     return _loop().run_until_complete(with_runtime())
 

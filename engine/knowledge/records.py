@@ -46,6 +46,12 @@ class ObjectiveContext:
 
     nearest_distance: float | None  # to the closest objective recorded before; None: none yet
     bad: tuple[PastObjective, ...]  # similar objectives that were rated badly
+    # the tenant's own learnings nearest to a novel objective (looked up only for one)
+    own_learnings: tuple[KnowledgeHit, ...] = ()
+
+    def novel(self, beyond: float) -> bool:
+        """Unlike anything recorded before: nothing yet, or the nearest farther than `beyond`."""
+        return self.nearest_distance is None or self.nearest_distance > beyond
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ worker thread (`asyncio.to_thread`), embedding included.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import time
@@ -296,6 +297,12 @@ class KnowledgeStore:
             return others[:k]
         return self._query_rows(name, vector, {"origin": {"$ne": own}}, k)
 
+    def _holds_any(self, name: str, tenant: str) -> bool:
+        """Whether the private collection holds anything of the tenant's (an indexed
+        metadata read, a fraction of an embedding's cost)."""
+        found = self._collections[name].get(where={"tenant": tenant}, limit=1, include=[])
+        return bool(found["ids"])
+
     def _query_rows(self, name: str, vector: Any, where: Where | None, n: int) -> list[Row]:
         result = self._collections[name].query(
             query_embeddings=[vector],
@@ -313,16 +320,24 @@ class KnowledgeStore:
             )
         )
 
-    async def objective_context(self, tenant: str, objective: str, *, k: int = 3
-                                ) -> ObjectiveContext:
-        """How far the nearest recorded objective is (novelty), and the similar ones that
-        went badly (their lessons) — one embedding for both."""
-        return await asyncio.to_thread(self._objective_context, tenant, objective, k)
+    async def objective_context(self, tenant: str, objective: str, *, k: int = 3,
+                                learnings_beyond: float | None = None) -> ObjectiveContext:
+        """How far the nearest recorded objective is (novelty), the similar ones that went
+        badly (their lessons) and, for an objective novel beyond `learnings_beyond`, the
+        tenant's own k nearest learnings — one embedding and one thread hop for all three."""
+        return await asyncio.to_thread(
+            self._objective_context, tenant, objective, k, learnings_beyond
+        )
 
-    def _objective_context(self, tenant: str, objective: str, k: int) -> ObjectiveContext:
-        """The nearest few of the tenant's objectives answer both questions when they hold
-        k bad ones, or are all there is; otherwise a second query finds the k nearest bad."""
+    def _objective_context(self, tenant: str, objective: str, k: int,
+                           learnings_beyond: float | None) -> ObjectiveContext:
+        """The nearest few of the tenant's objectives answer the first two questions when
+        they hold k bad ones, or are all there is; otherwise a second query finds the k
+        nearest bad."""
         _check_tenant(tenant)
+        wanted = (OBJECTIVES,) if learnings_beyond is None else (OBJECTIVES, LEARNINGS)
+        if not any(self._holds_any(name, tenant) for name in wanted):
+            return ObjectiveContext(None, ())  # a new tenant: no embedding to compute
         vector = self._embed([objective])[0]
         fetched = max(k, NEAREST_FETCHED)
         nearest = self._query_rows(OBJECTIVES, vector, {"tenant": tenant}, fetched)
@@ -330,8 +345,13 @@ class KnowledgeStore:
         if len(bad_rows) < k and len(nearest) == fetched:
             bad_only: Where = {"$and": [{"tenant": tenant}, {"rating": {"$lte": BAD_RATING}}]}
             bad_rows = self._query_rows(OBJECTIVES, vector, bad_only, k)
-        bad = tuple(_past_objective(*row) for row in bad_rows)
-        return ObjectiveContext(nearest[0][3] if nearest else None, bad)
+        context = ObjectiveContext(nearest[0][3] if nearest else None,
+                                   tuple(_past_objective(*row) for row in bad_rows))
+        if learnings_beyond is None or not context.novel(learnings_beyond):
+            return context
+        rows = self._query_rows(LEARNINGS, vector, {"tenant": tenant}, k)
+        own = _best_distinct([_hit(*row, shared=False) for row in rows], k)
+        return dataclasses.replace(context, own_learnings=tuple(own))
 
     async def group_similar(self, texts: Sequence[str], *, max_distance: float = 0.35
                             ) -> list[list[int]]:

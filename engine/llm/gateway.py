@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
@@ -135,6 +135,10 @@ def _capable(model: str) -> bool:
         return False
 
 
+UNFINISHED_STREAMS_KEPT = 8  # complete streams left for `settle` before finishing them now
+LOGGING_WAIT_S = 5.0  # how long `settle` waits for litellm's logging of one stream
+
+
 class LLMGateway:
     def __init__(
         self,
@@ -147,6 +151,7 @@ class LLMGateway:
         self.timeout_s = timeout_s
         self.num_retries = num_retries
         self.fallbacks = fallbacks or []
+        self._unfinished: list[Any] = []  # streams of complete replies, for `settle`
 
     async def complete(
         self,
@@ -178,7 +183,8 @@ class LLMGateway:
         kwargs.update({key: value for key, value in optional.items() if value})
         try:
             # litellm has its own timeout; the outer one also bounds retries and local models.
-            call = _streamed(kwargs, on_text) if on_text else litellm.acompletion(**kwargs)
+            call = (_streamed(kwargs, on_text, self._finish_later) if on_text
+                    else litellm.acompletion(**kwargs))
             response = await asyncio.wait_for(call, timeout=self.timeout_s * (self.num_retries + 1))
         except (TimeoutError, litellm.exceptions.Timeout) as exc:
             raise LLMTimeout(f"{model} timed out ({purpose})") from exc
@@ -188,13 +194,32 @@ class LLMGateway:
             raise LLMError(f"{model} failed ({purpose}): {exc}") from exc
         return _reply(response)
 
-    async def aclose(self) -> None:
-        """Finish litellm's background logging (our metrics callback runs there) if it runs on
-        this event loop. It is one task per process, moved to whichever loop last called a
-        model; left behind when this loop closes, it would be destroyed still pending."""
+    async def _finish_later(self, stream: Any) -> None:
+        """Leave the rest of a stream whose reply is complete to `settle`: litellm rebuilds
+        the whole response again, prices it and dispatches its logging (our metrics callback
+        runs there) — ~5 ms of the event loop that the answer's own steps after the call
+        would otherwise wait behind. A caller that never settles holds only a few."""
+        self._unfinished.append(stream)
+        if len(self._unfinished) > UNFINISHED_STREAMS_KEPT:
+            await _finish(self._unfinished.pop(0))
+
+    async def settle(self) -> None:
+        """Let litellm finish its bookkeeping of the calls made so far on this event loop:
+        the complete streams left to it and its logging queue. A worker settles after each
+        job (its answer delivered), so none of it runs inside the next job."""
+        while self._unfinished:
+            await _finish(self._unfinished.pop(0))
         worker = GLOBAL_LOGGING_WORKER
         if getattr(worker, "_bound_loop", None) is asyncio.get_running_loop():
             await worker.flush()
+
+    async def aclose(self) -> None:
+        """Settle, and stop litellm's background logging if it runs on this event loop. It is
+        one task per process, moved to whichever loop last called a model; left behind when
+        this loop closes, it would be destroyed still pending."""
+        await self.settle()
+        worker = GLOBAL_LOGGING_WORKER
+        if getattr(worker, "_bound_loop", None) is asyncio.get_running_loop():
             await worker.stop()
 
     async def structured(
@@ -231,11 +256,14 @@ class LLMGateway:
         return Structured(None, usage, errors, raw)
 
 
-async def _streamed(kwargs: dict[str, Any], on_text: Callable[[str], None]) -> Any:
+async def _streamed(kwargs: dict[str, Any], on_text: Callable[[str], None],
+                    finish_later: Callable[[Any], Awaitable[None]]) -> Any:
     """A streamed call: `on_text` sees the text so far after every chunk; the whole response
     is put together from the chunks (content, tool calls, and the usage litellm sends last),
     so it costs and reads like an unstreamed one. litellm rebuilds the whole response for its
-    own logging already; rebuilding it a second time cost ~0.3 ms per chunk."""
+    own logging already; rebuilding it a second time cost ~0.3 ms per chunk. Once the reply
+    is finished and its usage is in, the rest of the stream is litellm's bookkeeping:
+    `finish_later` takes it."""
     stream = await litellm.acompletion(
         **kwargs, stream=True, stream_options={"include_usage": True}
     )
@@ -243,9 +271,26 @@ async def _streamed(kwargs: dict[str, Any], on_text: Callable[[str], None]) -> A
     async for chunk in stream:
         if reply.add(chunk):
             on_text(reply.text)
+        if reply.complete:
+            await finish_later(stream)
+            break
     if not reply.chunks:
         raise ValueError("the model's stream ended without a single chunk")
     return reply.response(kwargs["model"])
+
+
+async def _finish(stream: Any) -> None:
+    """Read the rest of a stream whose reply is complete, and wait for the logging litellm
+    starts once it ends; a failure there is litellm's own and loses nothing of the reply."""
+    before = asyncio.all_tasks()
+    try:
+        async for _chunk in stream:
+            pass
+    except Exception:
+        log.warning("litellm failed while finishing a complete stream", exc_info=True)
+    logging = asyncio.all_tasks() - before
+    if logging:
+        await asyncio.wait(logging, timeout=LOGGING_WAIT_S)
 
 
 @dataclass
@@ -256,7 +301,13 @@ class _StreamedReply:
     calls: dict[int, dict[str, str]] = field(default_factory=dict)  # by the call's index
     usage: Any = None
     finish_reason: str = "stop"
+    finished: bool = False  # a chunk said why the reply ended
     chunks: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """Finished, and the usage litellm sends after the finish is in."""
+        return self.finished and self.usage is not None
 
     def add(self, chunk: Any) -> bool:
         """Take one chunk in; True when it added text."""
@@ -265,7 +316,8 @@ class _StreamedReply:
         if not chunk.choices:
             return False
         choice = chunk.choices[0]
-        self.finish_reason = choice.finish_reason or self.finish_reason
+        if choice.finish_reason:
+            self.finish_reason, self.finished = choice.finish_reason, True
         for call in choice.delta.tool_calls or []:
             part = self.calls.setdefault(call.index or 0, {"id": "", "name": "", "arguments": ""})
             part["id"] = call.id or part["id"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import litellm
 import pytest
+from litellm.integrations.custom_logger import CustomLogger
 from rq import Queue
 from sqlalchemy import select
 
@@ -66,6 +67,35 @@ async def test_a_streamed_call_shows_its_text_as_it_grows_and_counts_like_a_whol
     assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(seen))
     assert streamed.usage == whole.usage
     assert streamed.usage.tokens_out > 0 and streamed.usage.cost_usd > 0
+
+
+async def test_litellm_finishes_a_complete_stream_once_the_gateway_settles() -> None:
+    """The reply is back as soon as its text and usage are in; what litellm does after
+    (rebuilding the response again, its logging callbacks — our metrics) waits for `settle`
+    and is complete when it returns."""
+    logged: list[str] = []
+
+    class Recorder(CustomLogger):
+        async def async_log_success_event(self, kwargs: Any, response_obj: Any,
+                                          start_time: Any, end_time: Any) -> None:
+            logged.append(response_obj.choices[0].message.content)
+
+    register_script("bookkeeper", lambda request: "kept books for " + request.last_user)
+    recorder = Recorder()
+    litellm.callbacks.append(recorder)
+    try:
+        llm = LLMGateway()
+        replies = [await llm.complete("scripted/bookkeeper", [{"role": "user", "content": n}],
+                                      purpose="execute", on_text=lambda text: None)
+                   for n in ("one", "two")]
+        assert [r.content for r in replies] == ["kept books for one", "kept books for two"]
+        assert all(r.usage.tokens_out > 0 for r in replies)
+        assert not [text for text in logged if text.startswith("kept books")]
+        await llm.settle()
+        assert sorted(text for text in logged if text.startswith("kept books")) == [
+            "kept books for one", "kept books for two"]
+    finally:
+        litellm.callbacks.remove(recorder)
 
 
 async def test_tool_calls_come_through_a_stream() -> None:

@@ -5,8 +5,14 @@ from pathlib import Path
 
 import pytest
 from chromadb.api import ClientAPI
+from chromadb.api.types import Documents, Embeddings
 
-from engine.knowledge.embeddings import HashedEmbeddingFunction, LiteLLMEmbeddingFunction
+from engine.knowledge.embeddings import (
+    HashedEmbeddingFunction,
+    LiteLLMEmbeddingFunction,
+    MiniLMEmbeddingFunction,
+)
+from engine.knowledge.records import ObjectiveContext
 from engine.knowledge.store import EmbeddingMismatchError, KnowledgeStore
 from engine.types import PrivacyMode
 from tests.engine.knowledge.inspect_chroma import everything_in
@@ -190,6 +196,53 @@ async def test_objective_context_finds_this_tenants_low_rated_ones_and_the_neare
     far = await store.objective_context(FEDERATED, "write a haiku about autumn leaves")
     assert far.nearest_distance is not None and far.nearest_distance > 0.6
     assert (await store.objective_context("local:new", "anything")).nearest_distance is None
+
+
+class CountingEmbedding(MiniLMEmbeddingFunction):
+    """The default model, remembering every text it embedded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def __call__(self, input: Documents) -> Embeddings:
+        self.texts += list(input)
+        return super().__call__(input)
+
+
+@pytest.mark.asyncio
+async def test_a_new_objective_type_brings_the_tenants_own_learnings_in_the_same_lookup(
+    chroma_path: Path,
+) -> None:
+    """A tenant with nothing recorded costs no embedding; with a learning, a novel objective
+    gets it (never another tenant's); one near a recorded objective does not."""
+    embedding = CountingEmbedding()
+    store = await KnowledgeStore.open(embedding, chroma_path=chroma_path)
+    await store.add_learning(ISOLATED, f"Always greet with {CANARY}", domain="support")
+
+    empty = await store.objective_context(NEWCOMER, "convert 5 miles to km",
+                                          learnings_beyond=0.5)
+    assert empty == ObjectiveContext(None, ())
+    assert "convert 5 miles to km" not in embedding.texts
+
+    await store.add_learning(NEWCOMER, "Show the unit after every converted number",
+                             domain="units")
+    novel = await store.objective_context(NEWCOMER, "convert 5 miles to km",
+                                          learnings_beyond=0.5)
+    assert novel.nearest_distance is None
+    assert [hit.text for hit in novel.own_learnings] == [
+        "Show the unit after every converted number"]
+    assert "convert 5 miles to km" in embedding.texts
+
+    await store.record_objective(NEWCOMER, "convert 5 miles to km", outcome_rating=5)
+    near = await store.objective_context(NEWCOMER, "convert 6 miles to km",
+                                         learnings_beyond=0.5)
+    assert near.nearest_distance is not None and near.nearest_distance < 0.5
+    assert near.own_learnings == ()
+    far = await store.objective_context(NEWCOMER, "write a haiku about autumn",
+                                        learnings_beyond=0.5)
+    assert [hit.text for hit in far.own_learnings] == [
+        "Show the unit after every converted number"]
 
 
 @pytest.mark.asyncio
