@@ -139,11 +139,14 @@ class EvobotService:
         if refusal is not None:
             return refusal
         async with self.rt.repo(feedback.tenant_id) as repo:
-            execution = await self._target(repo, feedback)
+            execution, row = await repo.rated_execution(
+                feedback.user_id, execution_id=feedback.execution_id,
+                answer=(feedback.answer_ref.channel_id, feedback.answer_ref.message_id)
+                if feedback.answer_ref is not None else None,
+            )
             refusal = _unratable(execution)
             if refusal is not None or execution is None:
                 return refusal or FeedbackResult(recorded=False, message="Nothing to rate.")
-            row = await repo.feedback_for(execution.id, feedback.user_id)
             if feedback.retract:
                 return _retract(row, execution.id)
             row = await _record(repo, row, execution.id, feedback)
@@ -192,15 +195,6 @@ class EvobotService:
         """An objective farther than `novelty_distance` from every earlier one."""
         novelty = execution.novelty
         return novelty is not None and novelty > self.rt.settings.novelty_distance
-
-    async def _target(self, repo: TenantRepo, feedback: InboundFeedback) -> Execution | None:
-        if feedback.execution_id is not None:
-            return await repo.execution(feedback.execution_id)
-        if feedback.answer_ref is not None:
-            return await repo.execution_by_answer(
-                feedback.answer_ref.channel_id, feedback.answer_ref.message_id
-            )
-        return await repo.latest_execution_for_user(feedback.user_id)
 
     # --- commands and buttons -------------------------------------------------------
 

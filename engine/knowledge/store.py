@@ -272,6 +272,10 @@ class KnowledgeStore:
         self, private: str, shared: str | None, tenant: str, query: str, k: int
     ) -> list[KnowledgeHit]:
         _check_tenant(tenant)
+        if not self._holds_any(private, tenant) and (
+            shared is None or not self._collections[shared].count()
+        ):
+            return []  # nothing to find: no embedding to compute
         vector = self._embed([query])[0]  # once, for both collections
         rows = self._query_rows(private, vector, {"tenant": tenant}, k)
         hits = [_hit(*row, shared=False) for row in rows]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, case, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -353,22 +353,28 @@ class TenantRepo:
             .execution_options(synchronize_session=False)
         )
 
-    async def execution_by_answer(self, channel_id: str, message_id: str) -> Execution | None:
-        return await self.session.scalar(
-            select(Execution).where(
-                Execution.tenant_id == self.tenant_id,
-                Execution.answer_channel_id == channel_id,
-                Execution.answer_message_id == message_id,
-            )
-        )
-
-    async def latest_execution_for_user(self, user_id: str) -> Execution | None:
-        return await self.session.scalar(
-            select(Execution)
-            .where(Execution.tenant_id == self.tenant_id, Execution.user_id == user_id)
-            .order_by(Execution.id.desc())
-            .limit(1)
-        )
+    async def rated_execution(
+        self, user_id: str, *, execution_id: int | None = None,
+        answer: tuple[str, str] | None = None,
+    ) -> tuple[Execution | None, Feedback | None]:
+        """The execution a user rates — by id, by its answer's (channel, message) on the
+        platform, or else the user's latest — and their earlier feedback on it, if any, in
+        one statement."""
+        if execution_id is not None:
+            which = [Execution.id == execution_id]
+        elif answer is not None:
+            which = [Execution.answer_channel_id == answer[0],
+                     Execution.answer_message_id == answer[1]]
+        else:
+            which = [Execution.user_id == user_id]
+        theirs = and_(Feedback.tenant_id == self.tenant_id,
+                      Feedback.execution_id == Execution.id, Feedback.user_id == user_id)
+        found = (await self.session.execute(
+            select(Execution, Feedback).outerjoin(Feedback, theirs)
+            .where(Execution.tenant_id == self.tenant_id, *which)
+            .order_by(Execution.id.desc()).limit(1)
+        )).first()
+        return (found[0], found[1]) if found else (None, None)
 
     async def thread_history(self, channel_id: str, thread_id: str, limit: int = 6) -> list[
         Execution

@@ -223,6 +223,7 @@ async def test_a_new_objective_type_brings_the_tenants_own_learnings_in_the_same
     empty = await store.objective_context(NEWCOMER, "convert 5 miles to km",
                                           learnings_beyond=0.5)
     assert empty == ObjectiveContext(None, ())
+    assert await store.relevant_learnings(NEWCOMER, "convert 5 miles to km") == []
     assert "convert 5 miles to km" not in embedding.texts
 
     await store.add_learning(NEWCOMER, "Show the unit after every converted number",
