@@ -193,14 +193,12 @@ def _answer_stream(rt: Runtime, row: Execution, *, after: asyncio.Task[None]) ->
 async def _load(rt: Runtime, row: Execution) -> Job:
     """Everything else answering the claimed row needs from the database, in one session."""
     async with rt.repo(row.tenant_id) as repo:
-        version = await repo.version(row.version)
+        version, privacy_mode = await repo.version_and_privacy(row.version)
         assert version is not None
         history = []
         if row.thread_id:
             earlier = await repo.thread_history(row.channel_id, row.thread_id)
             history = [(e.objective, e.output or "") for e in earlier if e.id != row.id]
-        tenant = await repo.tenant()
-        privacy_mode = tenant.privacy_mode if tenant else "isolated"
         shared_files = await thread_files(repo, row)
     return Job(row, version, history, privacy_mode, shared_files)
 

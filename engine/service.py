@@ -139,20 +139,21 @@ class EvobotService:
         if refusal is not None:
             return refusal
         async with self.rt.repo(feedback.tenant_id) as repo:
-            execution, row = await repo.rated_execution(
+            target = await repo.rating_target(
                 feedback.user_id, execution_id=feedback.execution_id,
                 answer=(feedback.answer_ref.channel_id, feedback.answer_ref.message_id)
                 if feedback.answer_ref is not None else None,
             )
+            execution = target.execution if target is not None else None
             refusal = _unratable(execution)
-            if refusal is not None or execution is None:
+            if refusal is not None or target is None:
                 return refusal or FeedbackResult(recorded=False, message="Nothing to rate.")
             if feedback.retract:
-                return _retract(row, execution.id)
-            row = await _record(repo, row, execution.id, feedback)
-            rating, comment, execution_id = row.rating, row.comment, execution.id
-            trigger = await self._evolution_trigger(repo, rating, comment,
-                                                    novel=self._is_novel(execution))
+                return _retract(target.earlier, target.execution.id)
+            row = await _record(repo, target.earlier, target.execution.id, feedback)
+            rating, comment, execution_id = row.rating, row.comment, target.execution.id
+            trigger = None if target.evolution_paused else await self._evolution_trigger(
+                repo, rating, comment, novel=self._is_novel(target.execution))
         queued = await self._after_rating(feedback.tenant_id, rating, trigger)
         return FeedbackResult(
             recorded=True, execution_id=execution_id, rating=rating,
@@ -175,21 +176,18 @@ class EvobotService:
 
     async def _evolution_trigger(self, repo: TenantRepo, rating: int | None,
                                  comment: str | None, *, novel: bool) -> str | None:
-        """Why an evolution runs at once: a bad rating of a new objective type, a low rating
-        with a comment, or enough waiting ratings — unless the tenant paused evolution. The
-        count and the pause are read only when they decide."""
+        """Why an evolution runs at once (the tenant has not paused evolution): a bad rating
+        of a new objective type, a low rating with a comment, or enough waiting ratings. The
+        count is read only when it decides."""
         # a new kind of objective that went badly is worth an evolution at once; a good rating
         # of one simply feeds the next evolution
         if novel and is_negative(rating):
-            trigger = Trigger.NEW_OBJECTIVE_TYPE.value
-        elif (rating is not None and rating <= 2 and bool(comment)) or (
+            return Trigger.NEW_OBJECTIVE_TYPE.value
+        if (rating is not None and rating <= 2 and bool(comment)) or (
             await repo.unused_feedback_count() >= self.rt.settings.evolve_after_ratings
         ):
-            trigger = Trigger.FEEDBACK.value
-        else:
-            return None
-        tenant = await repo.tenant()
-        return None if tenant is not None and tenant.evolution_paused else trigger
+            return Trigger.FEEDBACK.value
+        return None
 
     def _is_novel(self, execution: Execution) -> bool:
         """An objective farther than `novelty_distance` from every earlier one."""

@@ -26,6 +26,7 @@ from engine.storage.models import (
 from engine.types import (
     AgentVersionView,
     ExecutionStatus,
+    PrivacyMode,
     StructuredPrompt,
     TenantId,
     tenant_platform,
@@ -59,6 +60,15 @@ class RatingStats:
     @property
     def negatives(self) -> int:
         return self.count - self.positives
+
+
+@dataclass(frozen=True)
+class RatingTarget:
+    """What recording a rating needs to know first."""
+
+    execution: Execution
+    earlier: Feedback | None  # the same user's rating of it, if any
+    evolution_paused: bool
 
 
 def version_view(row: AgentVersion) -> AgentVersionView:
@@ -188,6 +198,16 @@ class TenantRepo:
             )
         )
         return version_view(row) if row else None
+
+    async def version_and_privacy(self, number: int) -> tuple[AgentVersionView | None, str]:
+        """A version, and the tenant's privacy mode, in one statement (an answer's job needs
+        both)."""
+        found = (await self.session.execute(
+            select(AgentVersion, Tenant.privacy_mode)
+            .join(Tenant, Tenant.id == AgentVersion.tenant_id)
+            .where(AgentVersion.agent_id == self._agent(), AgentVersion.version == number)
+        )).first()
+        return (version_view(found[0]), found[1]) if found else (None, PrivacyMode.ISOLATED)
 
     async def active_version(self) -> AgentVersionView:
         number = await self.label(ACTIVE)
@@ -353,13 +373,13 @@ class TenantRepo:
             .execution_options(synchronize_session=False)
         )
 
-    async def rated_execution(
+    async def rating_target(
         self, user_id: str, *, execution_id: int | None = None,
         answer: tuple[str, str] | None = None,
-    ) -> tuple[Execution | None, Feedback | None]:
+    ) -> RatingTarget | None:
         """The execution a user rates — by id, by its answer's (channel, message) on the
-        platform, or else the user's latest — and their earlier feedback on it, if any, in
-        one statement."""
+        platform, or else the user's latest — with their earlier feedback on it, if any, and
+        whether the tenant paused evolution, in one statement."""
         if execution_id is not None:
             which = [Execution.id == execution_id]
         elif answer is not None:
@@ -370,11 +390,12 @@ class TenantRepo:
         theirs = and_(Feedback.tenant_id == self.tenant_id,
                       Feedback.execution_id == Execution.id, Feedback.user_id == user_id)
         found = (await self.session.execute(
-            select(Execution, Feedback).outerjoin(Feedback, theirs)
+            select(Execution, Feedback, Tenant.evolution_paused)
+            .join(Tenant, Tenant.id == Execution.tenant_id).outerjoin(Feedback, theirs)
             .where(Execution.tenant_id == self.tenant_id, *which)
             .order_by(Execution.id.desc()).limit(1)
         )).first()
-        return (found[0], found[1]) if found else (None, None)
+        return RatingTarget(found[0], found[1], bool(found[2])) if found else None
 
     async def thread_history(self, channel_id: str, thread_id: str, limit: int = 6) -> list[
         Execution
