@@ -288,9 +288,9 @@ async def _finish(stream: Any) -> None:
             pass
     except Exception:
         log.warning("litellm failed while finishing a complete stream", exc_info=True)
-    logging = asyncio.all_tasks() - before
-    if logging:
-        await asyncio.wait(logging, timeout=LOGGING_WAIT_S)
+    started = asyncio.all_tasks() - before  # litellm's logging of the call
+    if started:
+        await asyncio.wait(started, timeout=LOGGING_WAIT_S)
 
 
 @dataclass
