@@ -170,9 +170,11 @@ class IngressWriter:
         now = time.monotonic()
         if cached is not None and cached[0] == token and now - cached[1] < SERVING_TTL_S:
             return cached[2]
-        await repo.ensure_tenant(prompt=default_prompt(), model=self.rt.settings.llm_model,
-                                 temperature=self.rt.settings.temperature)
-        serving = await repo.serving()
+        serving = await repo.existing_serving()
+        if serving is None:  # the tenant's first message creates it
+            await repo.ensure_tenant(prompt=default_prompt(), model=self.rt.settings.llm_model,
+                                     temperature=self.rt.settings.temperature)
+            serving = await repo.serving()
         if token is not None:
             batch.loaded[repo.tenant_id] = (token, now, serving)
         return serving

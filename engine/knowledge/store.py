@@ -56,6 +56,7 @@ SHARED_COLLECTIONS = (SHARED_LEARNINGS, SHARED_TOOL_RECIPES)
 
 BAD_RATING = 2  # ratings at or below this are failures worth remembering
 NEAREST_FETCHED = 10  # an objective's neighbours read at once (see _objective_context)
+HOLDINGS_TTL_S = 60.0  # how long a tenant seen to hold entries is not checked again
 
 Where: TypeAlias = dict[str, Any]
 Metadata: TypeAlias = dict[str, str | int | float | bool]
@@ -80,6 +81,7 @@ class KnowledgeStore:
         self._embed = embedding_function
         self._origin_key = origin_key
         self._collections: dict[str, Collection] = {}
+        self._holdings = _Holdings()
 
     # --- lifecycle ---------------------------------------------------------
 
@@ -222,6 +224,7 @@ class KnowledgeStore:
         self._collections[private].upsert(
             ids=[entry_id], documents=[text], metadatas=[{**metadata, "tenant": tenant}]
         )
+        self._holdings.found(private, tenant)
         if shared is not None:
             self._add_shared_copy(shared, tenant, text, metadata, names)
         return entry_id
@@ -303,9 +306,15 @@ class KnowledgeStore:
 
     def _holds_any(self, name: str, tenant: str) -> bool:
         """Whether the private collection holds anything of the tenant's (an indexed
-        metadata read, a fraction of an embedding's cost)."""
-        found = self._collections[name].get(where={"tenant": tenant}, limit=1, include=[])
-        return bool(found["ids"])
+        metadata read, a fraction of an embedding's cost; not read again for a while once
+        it found something — `_Holdings`)."""
+        if self._holdings.known(name, tenant):
+            return True
+        found = bool(self._collections[name].get(where={"tenant": tenant}, limit=1,
+                                                  include=[])["ids"])
+        if found:
+            self._holdings.found(name, tenant)
+        return found
 
     def _query_rows(self, name: str, vector: Any, where: Where | None, n: int) -> list[Row]:
         result = self._collections[name].query(
@@ -477,6 +486,7 @@ class KnowledgeStore:
 
     def _delete_tenant(self, tenant: str) -> int:
         _check_tenant(tenant)
+        self._holdings.forget(tenant)
         deleted = 0
         for name in PRIVATE_COLLECTIONS:
             deleted += self._delete_where(name, {"tenant": tenant})
@@ -519,6 +529,33 @@ class KnowledgeStore:
     def _origin(self, tenant: str) -> str:
         """A keyed, one-way stand-in for the tenant in shared entries."""
         return hmac.new(self._origin_key, tenant.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+class _Holdings:
+    """The private collections a tenant was lately seen to hold entries in, so that a tenant
+    with history is not checked again before every lookup. An entry expires after
+    HOLDINGS_TTL_S (an idle tenant costs nothing); entries are removed only when the tenant
+    is deleted, and a deletion by another process in that time costs one embedding that
+    finds nothing — never a wrong answer."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], float] = {}  # (collection, tenant) → when
+        self._swept_at = time.monotonic()
+
+    def known(self, name: str, tenant: str) -> bool:
+        seen = self._seen.get((name, tenant))
+        return seen is not None and time.monotonic() - seen < HOLDINGS_TTL_S
+
+    def found(self, name: str, tenant: str) -> None:
+        now = time.monotonic()
+        if now - self._swept_at > HOLDINGS_TTL_S:  # swept once a TTL, not on every call
+            self._seen = {key: at for key, at in self._seen.items()
+                          if now - at < HOLDINGS_TTL_S}
+            self._swept_at = now
+        self._seen[(name, tenant)] = now
+
+    def forget(self, tenant: str) -> None:
+        self._seen = {key: at for key, at in self._seen.items() if key[1] != tenant}
 
 
 def _make_client(chroma_path: Path | None, chroma_url: str | None) -> ClientAPI:

@@ -177,11 +177,21 @@ class TenantRepo:
 
     async def serving(self) -> Serving:
         """The active and canary labels, in one query."""
+        found = await self.existing_serving()
+        if found is None:
+            raise LookupError(f"{self.tenant_id} has no agent yet")
+        return found
+
+    async def existing_serving(self) -> Serving | None:
+        """The active and canary labels, in one query; None for a tenant not created yet
+        (every created tenant's agent has an active version)."""
         rows = await self.session.execute(
             select(Label.name, Label.version, Label.audience)
             .where(Label.agent_id == self._agent(), Label.name.in_((ACTIVE, CANARY)))
         )
         labels = {name: (version, audience) for name, version, audience in rows}
+        if ACTIVE not in labels:
+            return None
         active, _ = labels[ACTIVE]
         canary, audience = labels.get(CANARY, (None, None))
         return Serving(active=active, canary=canary, audience=frozenset(audience or ()))

@@ -247,6 +247,28 @@ async def test_a_new_objective_type_brings_the_tenants_own_learnings_in_the_same
 
 
 @pytest.mark.asyncio
+async def test_a_deleted_tenant_costs_no_embedding_again_and_other_processes_see_new_entries(
+    chroma_path: Path,
+) -> None:
+    """Once a tenant was seen holding entries its lookups skip the check; deleting it
+    forgets that at once, and a store of another process finds what this one added."""
+    embedding = CountingEmbedding()
+    store = await KnowledgeStore.open(embedding, chroma_path=chroma_path)
+    other_process = await KnowledgeStore.open(CountingEmbedding(), chroma_path=chroma_path)
+    assert (await other_process.objective_context(NEWCOMER, "a poem")).nearest_distance is None
+
+    await store.record_objective(NEWCOMER, "write a poem about rain", outcome_rating=1)
+    found = await other_process.objective_context(NEWCOMER, "write a poem about snow")
+    assert [past.text for past in found.bad] == ["write a poem about rain"]
+
+    await store.delete_tenant(NEWCOMER)
+    embedding.texts.clear()
+    assert await store.objective_context(NEWCOMER, "write a poem about snow") == \
+        ObjectiveContext(None, ())
+    assert embedding.texts == []
+
+
+@pytest.mark.asyncio
 async def test_the_nearest_bad_objectives_are_found_beyond_many_good_ones(
     store: KnowledgeStore,
 ) -> None:
