@@ -220,11 +220,15 @@ class TenantRepo:
         return (version_view(found[0]), found[1]) if found else (None, PrivacyMode.ISOLATED)
 
     async def active_version(self) -> AgentVersionView:
-        number = await self.label(ACTIVE)
-        assert number is not None, "every agent has an active label"
-        view = await self.version(number)
-        assert view is not None
-        return view
+        """The version the active label points at, in one statement."""
+        row = await self.session.scalar(
+            select(AgentVersion)
+            .join(Label, and_(Label.agent_id == AgentVersion.agent_id,
+                              Label.version == AgentVersion.version))
+            .where(Label.agent_id == self._agent(), Label.name == ACTIVE)
+        )
+        assert row is not None, "every agent has an active label"
+        return version_view(row)
 
     async def versions(self, limit: int = 10) -> list[AgentVersionView]:
         rows = await self.session.scalars(
@@ -236,12 +240,17 @@ class TenantRepo:
         return [version_view(r) for r in rows]
 
     async def latest_version_number(self) -> int:
-        number = await self.session.scalar(
-            select(func.max(AgentVersion.version)).where(
-                AgentVersion.agent_id == await self.agent_id()
-            )
-        )
-        return int(number or 0)
+        """The newest version's number; the agent's id comes with it (one statement), for
+        the rows written next."""
+        newest = (select(func.max(AgentVersion.version))
+                  .where(AgentVersion.agent_id == Agent.id).scalar_subquery())
+        found = (await self.session.execute(
+            select(Agent.id, newest).where(Agent.tenant_id == self.tenant_id)
+        )).first()
+        if found is None:
+            raise LookupError(f"tenant {self.tenant_id} has no agent")
+        self._agent_id = found[0]
+        return int(found[1] or 0)
 
     async def create_version(
         self,
