@@ -11,12 +11,14 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
+from rq.utils import as_text
 
 from engine.jobs.functions import evolve_job, execute_job, redeliver_job, review_job
 from engine.types import TenantId
 
 EXECUTIONS = "executions"
 EVOLUTION = "evolution"
+_WAITING = {JobStatus.QUEUED.value, JobStatus.SCHEDULED.value, JobStatus.DEFERRED.value}
 
 
 class RQJobQueue:
@@ -40,14 +42,8 @@ class RQJobQueue:
                         kwargs: dict[str, Any] | None = None) -> bool:
         """One live job per id: an execution or a tenant's evolution is queued at most once.
         False when it was already waiting."""
-        try:
-            existing = Job.fetch(job_id, connection=self.redis)
-            if existing.get_status(refresh=True) in (
-                JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
-            ):
-                return False
-        except Exception:
-            pass  # no such job (or an expired one): enqueue afresh
+        if self._waiting(job_id):
+            return False
         options: dict[str, Any] = {
             "job_id": job_id, "retry": retry or self._retry(), "job_timeout": self.job_timeout_s,
             "result_ttl": 3600, "failure_ttl": 86400, "args": args, "kwargs": kwargs or {},
@@ -57,6 +53,12 @@ class RQJobQueue:
         else:
             queue.enqueue(func, **options)
         return True
+
+    def _waiting(self, job_id: str) -> bool:
+        """The job's status field alone (what `Job.get_status` reads), not the whole job:
+        no job, or one that ran or expired, is not waiting."""
+        status = self.redis.hget(Job.key_for(job_id), "status")
+        return status is not None and as_text(status) in _WAITING
 
     async def enqueue_execution(self, execution_id: int) -> None:
         await asyncio.to_thread(

@@ -53,6 +53,22 @@ async def test_two_concurrent_evolve_jobs_make_exactly_one_version(bot: Bot) -> 
     assert len(bot.events("evolution")) == 1
 
 
+async def test_an_evolution_asked_for_while_one_waits_is_queued_once(bot: Bot) -> None:
+    queue = Queue(EVOLUTION, connection=bot.stack.redis.sync)
+    await bot.rt.queue.enqueue_evolution(TENANT)
+    await bot.rt.queue.enqueue_evolution(TENANT, trigger="periodic")
+    assert queue.count == 1
+
+    await bot.drain()  # the waiting one ran: the next request is a new job
+    await bot.rt.queue.enqueue_evolution(TENANT)
+    assert queue.count == 1
+
+    queue.delete(delete_jobs=True)
+    await bot.rt.queue.enqueue_evolution(TENANT, delay_s=60)  # scheduled counts as waiting
+    await bot.rt.queue.enqueue_evolution(TENANT)
+    assert queue.count == 0 and queue.scheduled_job_registry.count == 1
+
+
 def _worker_process(bot: Bot, **extra_env: str) -> subprocess.Popen[bytes]:
     config = bot.stack.config
     env = {
