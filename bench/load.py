@@ -210,7 +210,7 @@ async def run_load(config: Config, *, tenants: int = 10, conversations: int = 50
         await asyncio.sleep(1)  # the last ratings' jobs
         await _count(runtime, load.report)
     finally:
-        worker.stop()
+        await worker.stop()
         await client.aclose()
         await hook.shutdown()
         await notifier.aclose()

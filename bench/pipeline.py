@@ -129,7 +129,7 @@ async def run_stack(name: str, config: Config, runs: int,
             done = await asyncio.wait_for(announced, timeout=60)
             evolve_ms.append((done - start) * 1000)
     finally:
-        worker.stop()
+        await worker.stop()
         await close_runtime(runtime)
         redis.sync.flushdb()
     return {"message → answer": answer_ms,

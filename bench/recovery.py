@@ -88,7 +88,7 @@ async def redis_restart(config: Config, redis: RedisHandle, answers: Answers,
     try:
         done = await answers.wait_for(ids)
     finally:
-        worker.stop()
+        await worker.stop()
         await close_runtime(runtime)
     return {"recovery_s": done - lost_at, "objectives": objectives,
             "answered_once": all(answers.count[i] == 1 for i in ids),
@@ -111,7 +111,7 @@ async def worker_kill(config: Config, redis: RedisHandle, answers: Answers,
     try:
         done = await answers.wait_for([accepted.execution_id])
     finally:
-        worker.stop()
+        await worker.stop()
         await close_runtime(runtime)
     return {"recovery_s": done - killed_at,
             "answered_once": answers.count[accepted.execution_id] == 1,

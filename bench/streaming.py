@@ -245,7 +245,7 @@ async def measure(bench: Bench, mode: str, args: argparse.Namespace, results: Re
     finally:
         stop.set()
         await following
-        worker.stop()
+        await worker.stop()
         await close_runtime(runtime)
 
 

@@ -48,7 +48,7 @@ async def _chat(config: Config, tenant: str) -> None:
     try:
         await session.run(stdin_lines(console))
     finally:
-        worker.stop()
+        await worker.stop()
         await close_runtime(runtime)
 
 

@@ -78,6 +78,6 @@ async def slack_socket_mode(config: Config) -> int:
         await handler.close_async()
         await bot.drain()
         if worker is not None:
-            worker.stop()
+            await worker.stop()
         await close_runtime(runtime)
     return 0

@@ -39,7 +39,7 @@ async def telegram_polling(config: Config) -> int:
         await run_polling(settings, observed_service(runtime, redis), stop=stop, redis=shared)
     finally:
         if embedded is not None:
-            embedded.stop()
+            await embedded.stop()
         await shared.aclose()
         await close_runtime(runtime)
     return 0

@@ -159,7 +159,7 @@ async def build_web(config: Config, *, embedded_worker: bool | None = None) -> W
         worker = EmbeddedWorker(config, lambda: make_notifier(config), redis).start()
 
         async def stop_worker() -> None:
-            worker.stop()
+            await worker.stop()
 
         web.closers.append(stop_worker)
     return web

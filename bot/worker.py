@@ -6,6 +6,7 @@ one runtime across jobs; warm shutdown on SIGTERM is RQ's (the current job finis
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import uuid
@@ -15,6 +16,7 @@ from rq import Queue
 from rq.cron import CronScheduler
 from rq.timeouts import TimerDeathPenalty
 from rq.utils import current_timestamp
+from rq.worker import WorkerStatus
 
 from bot.config import Config
 from bot.observability import ObservedWorker, install_llm_metrics, serve_worker_metrics
@@ -31,6 +33,9 @@ from engine.notify import NotifierRouter
 from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+# how long a platform process, stopping, waits for its embedded worker's job under way
+STOP_GRACE_S = 30.0
 
 
 class ThreadWorker(ObservedWorker):
@@ -169,7 +174,13 @@ class EmbeddedWorker:
         finally:  # the thread's runtime: its database pool, and tasks litellm left running
             close_thread_runtime()
 
-    def stop(self) -> None:
-        """Stop after the current job (and the reconciler timer); returns at once."""
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Stop after the current job (and the reconciler timer). A job under way — an answer,
+        or the learnings an evolution stores after its announcement — gets up to `grace_s`
+        to finish: the thread is a daemon, so the process exiting would cut it off (the
+        reconciler would redo an answer later, not an evolution's tail). An idle worker is
+        left to notice the stop at its next dequeue timeout."""
         self._stop.set()
         self.worker.stop_after_current_job()
+        if self.worker.get_state() == WorkerStatus.BUSY:
+            await asyncio.to_thread(self.thread.join, grace_s)

@@ -54,7 +54,7 @@ async def console_chat(
         yield Chat(session, runtime, console, output)
     finally:
         if running is not None:
-            running.stop()
+            await running.stop()
         await close_runtime(runtime)
 
 
