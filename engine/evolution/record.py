@@ -1,7 +1,8 @@
 """Step 5 — record: the decision, and the new version it makes, in one transaction.
 
 Labels move with an optimistic check: when the active version moved while the evolution ran
-(a rollback, another version), the candidate was built on a stale parent and is skipped.
+(a rollback, another version), the candidate was built on a stale parent and is skipped — its
+version row rolls back with the label move, so no unlabelled version is left behind.
 """
 
 from __future__ import annotations
@@ -15,19 +16,33 @@ from engine.types import AgentVersionView, Decision, EvolutionStatus, Structured
 
 async def record_decision(rt: Runtime, attempt: Attempt) -> None:
     """Store what the attempt found and decided; create and label the version it makes; mark
-    its feedback used (it is never retried). The evolution row is written once, at the end."""
+    its feedback used (it is never retried). The evolution row is written once, at the end.
+    A version built on a parent that is no longer active is not kept: its transaction rolls
+    back, and the attempt is recorded as skipped."""
+    if attempt.creates_version:
+        try:
+            async with rt.repo(attempt.tenant_id) as repo:
+                await _create_version(repo, attempt)
+                await _write_findings(repo, attempt)
+            return
+        except StaleLabel as exc:
+            attempt.new_version = None
+            attempt.decision, attempt.reason = Decision.SKIPPED, f"superseded: {exc}"
     async with rt.repo(attempt.tenant_id) as repo:
-        if attempt.creates_version:
-            assert attempt.candidate_prompt is not None
-            try:
-                attempt.new_version = await create_and_label_version(
-                    repo, attempt.evolution_id, attempt.candidate_prompt, attempt.base,
-                    attempt.decision, attempt.reason, audience=canary_audience(attempt),
-                )
-            except StaleLabel as exc:
-                attempt.decision, attempt.reason = Decision.SKIPPED, f"superseded: {exc}"
-        await repo.update_evolution(attempt.evolution_id, **_findings(attempt))
-        await repo.mark_feedback_used(attempt.consumes, attempt.evolution_id)
+        await _write_findings(repo, attempt)
+
+
+async def _create_version(repo: TenantRepo, attempt: Attempt) -> None:
+    assert attempt.candidate_prompt is not None
+    attempt.new_version = await create_and_label_version(
+        repo, attempt.evolution_id, attempt.candidate_prompt, attempt.base, attempt.decision,
+        attempt.reason, audience=canary_audience(attempt),
+    )
+
+
+async def _write_findings(repo: TenantRepo, attempt: Attempt) -> None:
+    await repo.update_evolution(attempt.evolution_id, **_findings(attempt))
+    await repo.mark_feedback_used(attempt.consumes, attempt.evolution_id)
 
 
 def canary_audience(attempt: Attempt) -> list[str] | None:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
+import engine.evolution.evolve as evolve_module
+from engine.evolution.attempt import Attempt
 from engine.llm.scripted import ScriptedReply, ScriptedRequest, register_script
+from engine.runtime import Runtime
 from engine.storage.models import AgentVersion, Evolution
+from engine.storage.repo import ACTIVE
 from engine.types import (
     AnswerReady,
     FeedbackSource,
@@ -199,3 +204,35 @@ async def test_admin_commands_refuse_others_and_pause_stops_evolution(bot: Bot) 
     assert await active_version(bot) == 2
     unknown = await command(bot, "frobnicate")
     assert not unknown.ok and "Unknown command" in unknown.document.plain_text()
+
+
+async def test_a_rollback_that_lands_while_an_evolution_thinks_leaves_no_stray_version(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await ask(bot, "What is the capital of France?")
+    await rate(bot, first, 2, "answer in French please")
+    await bot.drain()
+    assert await active_version(bot) == 2
+    second = await ask(bot, "And of Spain?")
+
+    record_decision = evolve_module.record_decision
+
+    async def rollback_lands_first(rt: Runtime, attempt: Attempt) -> None:
+        async with rt.repo(attempt.tenant_id) as repo:  # an admin's `/rollback 1`, meanwhile
+            await repo.move_label(ACTIVE, 1, reason="rollback", actor="admin")
+        await record_decision(rt, attempt)
+
+    monkeypatch.setattr(evolve_module, "record_decision", rollback_lands_first)
+    await rate(bot, second, 1, "use bullet points")
+    await bot.rt.queue.enqueue_evolution(TENANT)
+    await bot.drain()
+
+    async with bot.rt.sessions() as session:
+        versions = sorted(await session.scalars(
+            select(AgentVersion.version).where(AgentVersion.tenant_id == TENANT)))
+        latest = (await session.scalars(select(Evolution).order_by(Evolution.id.desc()))).first()
+    assert latest is not None and latest.decision == "skipped", latest
+    assert latest.reason.startswith("superseded:") and latest.candidate_version is None
+    assert versions == [1, 2]  # the candidate built on v2 was not kept
+    assert await active_version(bot) == 1
+    assert all(event.to_version != 3 for event in bot.events("evolution"))
