@@ -157,11 +157,7 @@ async def build_web(config: Config, *, embedded_worker: bool | None = None) -> W
         from bot.worker import EmbeddedWorker
 
         worker = EmbeddedWorker(config, lambda: make_notifier(config), redis).start()
-
-        async def stop_worker() -> None:
-            await worker.stop()
-
-        web.closers.append(stop_worker)
+        web.closers.append(worker.stop)
     return web
 
 

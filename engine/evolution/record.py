@@ -25,8 +25,7 @@ async def record_decision(rt: Runtime, attempt: Attempt) -> None:
                 await _create_version(repo, attempt)
                 await _write_findings(repo, attempt)
             return
-        except StaleLabel as exc:
-            attempt.new_version = None
+        except StaleLabel as exc:  # raised before the version's number is kept
             attempt.decision, attempt.reason = Decision.SKIPPED, f"superseded: {exc}"
     async with rt.repo(attempt.tenant_id) as repo:
         await _write_findings(repo, attempt)
