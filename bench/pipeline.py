@@ -9,9 +9,12 @@ has history by then: a badly rated objective like this one, recorded, and an evo
 then a rating of the second message's answer.
 
 Then scale: `--tenants` tenants × `--per-tenant` messages recorded (the web process's share:
-handle_message until the row is committed and the job queued), the mean time per message
-of the first and the last tenth, and how many tenants the web process still holds anything
-for once they have all gone idle.
+handle_message until the row is committed and the job queued; jobs are not run). Then the
+time per message on that grown stack against a small one (a tenth of the tenants, one
+message each), in alternating probe rounds so that the machine's drift slows both alike
+(filling the grown stack takes long enough for the drift to move a first-versus-last-tenth
+comparison by half), and how many tenants the web process still holds anything for once
+they have all gone idle.
 
     .venv/bin/python bench/pipeline.py [--runs 200] [--warmup 5] [--stacks embedded,services]
         [--tenants 1000] [--per-tenant 10] [--json out.json]
@@ -139,38 +142,74 @@ async def run_stack(name: str, config: Config, runs: int,
 
 
 
-async def scale(config: Config, tenants: int, per_tenant: int) -> dict[str, float]:
-    """Every tenant's n-th message before anyone's (n+1)-th: the tenant count is what grows."""
+async def _record(service: EvobotService, tenant: str, text: str, message_id: str) -> float:
+    """The web process's share of one message: until its row is committed and its job queued."""
+    start = time.perf_counter()
+    await service.handle_message(InboundMessage(
+        tenant_id=tenant, channel_id="c", user_id="u", text=text, message_id=message_id))
+    return time.perf_counter() - start
+
+
+async def _fill(service: EvobotService, prefix: str, tenants: int, per_tenant: int) -> list[float]:
+    """Every tenant's n-th message before anyone's (n+1)-th."""
+    return [await _record(service, f"local:{prefix}-{t}", f"objective {n}", f"{prefix}{t}-{n}")
+            for n in range(per_tenant) for t in range(tenants)]
+
+
+async def _probe(service: EvobotService, prefix: str, tenants: list[int], label: str) -> float:
+    """Mean seconds per message of one message to each of `tenants` (already created)."""
+    times = [await _record(service, f"local:{prefix}-{t}", "one more", f"{prefix}{t}-{label}")
+             for t in tenants]
+    return statistics.fmean(times)
+
+
+async def scale(grown: Config, small: Config, tenants: int, per_tenant: int,
+                rounds: int = 10) -> dict[str, Any]:
+    """Per-message time once `tenants` × `per_tenant` messages are recorded, against a stack
+    holding a tenth of the tenants with one message each, in alternating probe rounds (the
+    order flips each round) so that the machine's drift slows both alike; the ratio is the
+    median of the rounds'. Then how many tenants the grown web process still holds anything
+    for once they have all gone idle."""
     import engine.ingress
 
-    redis = connect_redis(config)
+    redis = connect_redis(grown)
     redis.sync.flushdb()
-    runtime = await build_runtime(config, NotifierRouter(), redis)
-    service = EvobotService(runtime)
-    times: list[float] = []
+    runtimes = [await build_runtime(config, NotifierRouter(), connect_redis(config))
+                for config in (grown, small)]
+    big, little = (EvobotService(runtime) for runtime in runtimes)
+    few = max(1, tenants // 10)
     try:
-        for n in range(per_tenant):
-            for t in range(tenants):
-                start = time.perf_counter()
-                await service.handle_message(InboundMessage(
-                    tenant_id=f"local:scale-{t}", channel_id="c", user_id="u",
-                    text=f"objective {n}", message_id=f"s{t}-{n}"))
-                times.append(time.perf_counter() - start)
+        filling = await _fill(big, "grown", tenants, per_tenant)
+        await _fill(little, "small", few, 1)
+        ratios, big_ms, little_ms = [], [], []
+        for r in range(rounds):
+            probe_big = _probe(big, "grown", [(r * few + i) % tenants for i in range(few)],
+                               f"p{r}")
+            probe_little = _probe(little, "small", list(range(few)), f"p{r}")
+            if r % 2:
+                little_s, big_s = await probe_little, await probe_big
+            else:
+                big_s, little_s = await probe_big, await probe_little
+            ratios.append(big_s / little_s)
+            big_ms.append(big_s * 1000)
+            little_ms.append(little_s * 1000)
         engine.ingress.SERVING_TTL_S = 0.0  # as if an idle minute passed for all of them
-        await service.handle_message(InboundMessage(
-            tenant_id="local:scale-0", channel_id="c", user_id="u", text="one more",
-            message_id="s-last"))
-        held = len(service._ingress().cache) + len(service._ingress()._homes)
+        await _record(big, "local:grown-0", "after the idle minute", "grown-last")
+        held = len(big._ingress().cache) + len(big._ingress()._homes)
     finally:
         engine.ingress.SERVING_TTL_S = 60.0
-        await close_runtime(runtime)
+        for runtime in runtimes:
+            await close_runtime(runtime)
         redis.sync.flushdb()
-    steady = times[tenants:]  # each tenant's first message also creates it
+    steady = filling[tenants:]  # each tenant's first message also creates it
     tenth = max(1, len(steady) // 10)
-    return {"first_message_ms": statistics.fmean(times[:tenants]) * 1000,
-            "first_tenth_ms": statistics.fmean(steady[:tenth]) * 1000,
-            "last_tenth_ms": statistics.fmean(steady[-tenth:]) * 1000,
-            "idle_tenants_held": held}
+    return {"first_message_ms": statistics.fmean(filling[:tenants]) * 1000,
+            "filling_first_tenth_ms": statistics.fmean(steady[:tenth]) * 1000,
+            "filling_last_tenth_ms": statistics.fmean(steady[-tenth:]) * 1000,
+            "grown_ms": statistics.median(big_ms), "small_ms": statistics.median(little_ms),
+            "growth_ratio": statistics.median(ratios),
+            "round_ratio_min": min(ratios), "round_ratio_max": max(ratios),
+            "small_tenants": few, "idle_tenants_held": held}
 
 
 async def postgres_database() -> str:
@@ -181,6 +220,15 @@ async def postgres_database() -> str:
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
     return name
+
+
+async def small_stack(stack: str, config: Config) -> dict[str, Any]:
+    """Where the scale figure's small reference stack keeps its data: its own directory (so
+    its own embedded Redis), or its own PostgreSQL database beside the same Redis."""
+    moved: dict[str, Any] = {"data_dir": Path(tempfile.mkdtemp(prefix="evobot-bench-small-"))}
+    if stack != "embedded":
+        moved["database_url"] = PG.format(db=await postgres_database())
+    return moved
 
 
 async def main() -> None:
@@ -219,16 +267,23 @@ async def main() -> None:
                           for path, values in results.items()}
         if args.tenants:
             with console.status(f"{label}: {args.tenants} tenants × {args.per_tenant}…"):
-                figures[stack]["scale"] = await scale(config, args.tenants, args.per_tenant)
+                small = config.model_copy(update=await small_stack(stack, config))
+                figures[stack]["scale"] = await scale(config, small, args.tenants,
+                                                      args.per_tenant)
     console.print(table)
     for stack, found in figures.items():
         if "scale" in found:
             grown = found["scale"]
-            console.print(f"{stack}: {args.tenants} tenants × {args.per_tenant} messages: "
-                          f"{grown['first_message_ms']:.1f} ms for a tenant's first (it is "
-                          f"created), then {grown['first_tenth_ms']:.2f} ms per message in "
-                          f"the first tenth, {grown['last_tenth_ms']:.2f} ms in the last; "
-                          f"tenants held once idle: {grown['idle_tenants_held']}")
+            console.print(
+                f"{stack}: {args.tenants} tenants × {args.per_tenant} messages: "
+                f"{grown['first_message_ms']:.1f} ms for a tenant's first (it is created), "
+                f"then {grown['filling_first_tenth_ms']:.2f} ms per message in the first "
+                f"tenth, {grown['filling_last_tenth_ms']:.2f} ms in the last; then, in "
+                f"alternating rounds, {grown['grown_ms']:.2f} ms per message against "
+                f"{grown['small_ms']:.2f} ms on a stack with {grown['small_tenants']} tenants "
+                f"× 1: {grown['growth_ratio']:.2f}× (rounds {grown['round_ratio_min']:.2f}–"
+                f"{grown['round_ratio_max']:.2f}); tenants held once idle: "
+                f"{grown['idle_tenants_held']}")
     if args.json:
         await asyncio.to_thread(Path(args.json).write_text, json.dumps(figures))
 
