@@ -131,6 +131,17 @@ async def stack(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 @pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database of its own (for tests about PostgreSQL alone)."""
+    need_service("PostgreSQL", 5432)
+    name = await _fresh_postgres_db()
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await _drop_postgres_db(name)
+
+
+@pytest.fixture
 async def embedded(tmp_path: Path) -> AsyncIterator[Stack]:
     """Only the embedded default stack (for tests that aren't about storage or jobs)."""
     config = make_config(tmp_path)

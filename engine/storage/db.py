@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# a pooled connection back in the pool for less than this is handed out without a ping
+PING_AFTER_IDLE_S = 1.0
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -25,7 +30,37 @@ def create_engine(database_url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_async_engine(database_url, pool_size=5, max_overflow=10)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """SQLAlchemy's pool_pre_ping, only for a connection that sat in the pool for a while.
+
+    A server restart or idle timeout ends pooled connections, and a ping at checkout finds
+    that before a transaction fails. On asyncpg a ping is three round trips (BEGIN, a
+    query, ROLLBACK), which under load costs as much as the transaction it guards. A
+    connection returned within PING_AFTER_IDLE_S was working then, and one whose server
+    end has gone since is usually known closed already (the event loop saw the socket
+    close), so it alone is pinged; a failed ping replaces every pooled connection, as
+    pool_pre_ping does (docs/ARCHITECTURE.md, "Limits and failure handling")."""
+
+    def returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle = time.monotonic() - record.info.get("returned_at", 0.0)
+        if idle < PING_AFTER_IDLE_S and not dbapi_connection.driver_connection.is_closed():
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise InvalidatePoolError(f"pooled connection failed its ping: {exc}") from exc
+
+    event.listen(engine.sync_engine.pool, "connect", returned)
+    event.listen(engine.sync_engine.pool, "checkin", returned)
+    event.listen(engine.sync_engine.pool, "checkout", checkout)
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -4,10 +4,15 @@ the next session gets a working connection, not an error."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 import asyncpg
+import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from engine.storage import db
 from engine.storage.db import create_engine
 from tests.conftest import PG_ADMIN_URL, Stack
 
@@ -31,5 +36,67 @@ async def test_a_connection_the_server_closed_is_replaced_at_checkout(stack: Sta
         async with engine.connect() as connection:
             after = await connection.scalar(text("SELECT 2"))
         assert after == 2
+    finally:
+        await engine.dispose()
+
+
+def _queries_sent(connection: AsyncConnection) -> list[str]:
+    """The statements the pooled asyncpg connection sends from now on, as its query logger
+    sees them (the transaction's BEGIN and ROLLBACK, a ping's ";"; not prepared ones)."""
+    sent: list[str] = []
+    driver = connection.sync_connection.connection.driver_connection  # type: ignore[union-attr]
+    driver.add_query_logger(lambda record: sent.append(record.query))
+    return sent
+
+
+async def test_a_connection_back_from_a_moment_ago_goes_out_without_a_ping(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.2)
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as connection:
+            sent = _queries_sent(connection)
+        async with engine.connect() as connection:  # busy a moment ago: its own query only
+            await connection.scalar(text("SELECT 2"))
+        assert sent == ["BEGIN;", "ROLLBACK;"]
+        await asyncio.sleep(0.3)
+        async with engine.connect() as connection:  # idle for a while: pinged first
+            await connection.scalar(text("SELECT 3"))
+        assert sent[2:] == ["BEGIN;", ";", "ROLLBACK;", "BEGIN;", "ROLLBACK;"]
+    finally:
+        await engine.dispose()
+
+
+def _end_connections_unseen(database: str) -> int:
+    """Ends every connection of `database` from another thread while this event loop is
+    blocked, so the loop has not seen the sockets close when the next checkout comes."""
+    ended: list[int] = []
+
+    async def end() -> None:
+        admin = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            ended.append(await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = $1", database))
+        finally:
+            await admin.close()
+
+    thread = threading.Thread(target=asyncio.run, args=(end(),))
+    thread.start()
+    thread.join()
+    time.sleep(0.3)  # the server has closed them by now; this loop has not run since
+    return ended[0]
+
+
+async def test_an_idle_connection_whose_end_went_unseen_is_replaced_at_checkout(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.2)
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.scalar(text("SELECT 1"))
+        assert _end_connections_unseen(engine.url.database or "") >= 1
+        async with engine.connect() as connection:
+            assert await connection.scalar(text("SELECT 2")) == 2
     finally:
         await engine.dispose()
