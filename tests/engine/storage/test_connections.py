@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from engine.storage import db
 from engine.storage.db import create_engine
@@ -49,22 +50,27 @@ def _queries_sent(connection: AsyncConnection) -> list[str]:
     return sent
 
 
-async def test_a_connection_back_from_a_moment_ago_goes_out_without_a_ping(
-        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+async def pinging_engine(postgres_url: str,
+                         monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[AsyncEngine]:
+    """An engine on PostgreSQL that pings a connection idle for 0.2 s or more."""
     monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.2)
     engine = create_engine(postgres_url)
-    try:
-        async with engine.connect() as connection:
-            sent = _queries_sent(connection)
-        async with engine.connect() as connection:  # busy a moment ago: its own query only
-            await connection.scalar(text("SELECT 2"))
-        assert sent == ["BEGIN;", "ROLLBACK;"]
-        await asyncio.sleep(0.3)
-        async with engine.connect() as connection:  # idle for a while: pinged first
-            await connection.scalar(text("SELECT 3"))
-        assert sent[2:] == ["BEGIN;", ";", "ROLLBACK;", "BEGIN;", "ROLLBACK;"]
-    finally:
-        await engine.dispose()
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_connection_back_from_a_moment_ago_goes_out_without_a_ping(
+        pinging_engine: AsyncEngine) -> None:
+    async with pinging_engine.connect() as connection:
+        sent = _queries_sent(connection)
+    async with pinging_engine.connect() as connection:  # busy a moment ago: no ping
+        await connection.scalar(text("SELECT 2"))
+    assert sent == ["BEGIN;", "ROLLBACK;"]
+    await asyncio.sleep(0.3)
+    async with pinging_engine.connect() as connection:  # idle for a while: pinged first
+        await connection.scalar(text("SELECT 3"))
+    assert sent[2:] == ["BEGIN;", ";", "ROLLBACK;", "BEGIN;", "ROLLBACK;"]
 
 
 def _end_connections_unseen(database: str) -> int:
@@ -89,14 +95,9 @@ def _end_connections_unseen(database: str) -> int:
 
 
 async def test_an_idle_connection_whose_end_went_unseen_is_replaced_at_checkout(
-        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.2)
-    engine = create_engine(postgres_url)
-    try:
-        async with engine.connect() as connection:
-            await connection.scalar(text("SELECT 1"))
-        assert _end_connections_unseen(engine.url.database or "") >= 1
-        async with engine.connect() as connection:
-            assert await connection.scalar(text("SELECT 2")) == 2
-    finally:
-        await engine.dispose()
+        pinging_engine: AsyncEngine) -> None:
+    async with pinging_engine.connect() as connection:
+        await connection.scalar(text("SELECT 1"))
+    assert _end_connections_unseen(pinging_engine.url.database or "") >= 1
+    async with pinging_engine.connect() as connection:
+        assert await connection.scalar(text("SELECT 2")) == 2
