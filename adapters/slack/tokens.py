@@ -49,6 +49,7 @@ class InstallationTokens:
         self.store = store
         self.ttl_s = ttl_s
         self._cache: dict[TenantId, tuple[float, str | None]] = {}
+        self._swept_at = time.monotonic()
 
     async def token_for(self, tenant: TenantId) -> str | None:
         cached = self._cache.get(tenant)
@@ -61,8 +62,18 @@ class InstallationTokens:
                 enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True
             )
         token = bot.bot_token if bot is not None else None
-        self._cache[tenant] = (time.monotonic(), token)
+        self._remember(tenant, token)
         return token
+
+    def _remember(self, tenant: TenantId, token: str | None) -> None:
+        """An idle workspace costs nothing: entries past their TTL would be read again
+        anyway, so they are dropped — once a TTL, not on every read."""
+        now = time.monotonic()
+        if now - self._swept_at >= self.ttl_s:
+            self._cache = {t: entry for t, entry in self._cache.items()
+                           if now - entry[0] < self.ttl_s}
+            self._swept_at = now
+        self._cache[tenant] = (now, token)
 
     def forget(self, tenant: TenantId) -> None:
         self._cache.pop(tenant, None)
