@@ -3,11 +3,13 @@ rate limits and Slack's error codes."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
 import pytest
 
+from adapters.slack import notifier as notifier_module
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.state import SlackState
 from adapters.slack.tokens import StaticToken
@@ -154,3 +156,38 @@ async def test_posts_to_one_channel_are_paced(embedded: Stack, double: SlackDoub
     other = double.posts("C0OTHER")[0].at
     assert other - times[2] < 0.25  # another channel is not held back
     await state.redis.aclose()
+
+
+class _TokensByTeam:
+    """Each workspace's own bot token (what InstallationTokens reads from Bolt's store)."""
+
+    def __init__(self, *workspaces: Workspace) -> None:
+        self.tokens = {f"slack:{w.team_id}": w.token for w in workspaces}
+
+    async def token_for(self, tenant: str) -> str | None:
+        return self.tokens.get(tenant)
+
+    def forget(self, tenant: str) -> None:
+        return None
+
+
+async def test_an_idle_workspace_keeps_no_client_and_is_answered_when_it_speaks_again(
+        embedded: Stack, double: SlackDouble, workspace: Workspace,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notifier_module, "CLIENT_IDLE_S", 0.2)
+    other = double.add_workspace("T0OTHER")
+    double.add_channel("T0OTHER", "C0OTHER")
+    many = SlackNotifier(tokens=_TokensByTeam(workspace, other), api_url=double.api_url,
+                         pace_s=0)
+    other_answer = answer("Rome.", channel="C0OTHER", execution_id=2).model_copy(
+        update={"tenant_id": "slack:T0OTHER"})
+    assert (await many.deliver(answer())).ref is not None
+    assert (await many.deliver(other_answer)).ref is not None
+    await asyncio.sleep(0.3)  # both idle past CLIENT_IDLE_S
+    assert (await many.deliver(answer("Berlin.", execution_id=3))).ref is not None
+    assert set(many._clients) == {workspace.token}  # nothing kept for the idle workspace
+    again = other_answer.model_copy(update={"execution_id": 4, "text": "Madrid."})
+    assert (await many.deliver(again)).ref is not None
+    posted = [(call.token, call.params.get("text"))
+              for call in double.calls_to("chat.postMessage")]
+    assert [text for token, text in posted if token == other.token] == ["Rome.", "Madrid."]
