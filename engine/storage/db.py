@@ -43,15 +43,16 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
     query, ROLLBACK), which under load costs as much as the transaction it guards. A
     connection returned within PING_AFTER_IDLE_S was working then, and one whose server
     end has gone since is usually known closed already (the event loop saw the socket
-    close), so it alone is pinged; a failed ping replaces every pooled connection, as
-    pool_pre_ping does (docs/ARCHITECTURE.md, "Limits and failure handling")."""
+    close), so only a connection idle for longer, or known closed, is pinged; a failed ping
+    replaces every pooled connection, as pool_pre_ping does (docs/ARCHITECTURE.md, "Limits
+    and failure handling")."""
 
     def returned(_dbapi_connection: Any, record: Any) -> None:
         record.info["returned_at"] = time.monotonic()
 
     def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle = time.monotonic() - record.info.get("returned_at", 0.0)
-        if idle < PING_AFTER_IDLE_S and not dbapi_connection.driver_connection.is_closed():
+        if idle < PING_AFTER_IDLE_S and not _known_closed(dbapi_connection):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
@@ -61,6 +62,15 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
     event.listen(engine.sync_engine.pool, "connect", returned)
     event.listen(engine.sync_engine.pool, "checkin", returned)
     event.listen(engine.sync_engine.pool, "checkout", checkout)
+
+
+def _known_closed(dbapi_connection: Any) -> bool:
+    """asyncpg's `is_closed()` (psycopg's `closed`); a driver that tells neither: unknown."""
+    driver = dbapi_connection.driver_connection
+    is_closed = getattr(driver, "is_closed", None)
+    if callable(is_closed):
+        return bool(is_closed())
+    return bool(getattr(driver, "closed", False))
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
