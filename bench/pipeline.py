@@ -222,13 +222,13 @@ async def postgres_database() -> str:
     return name
 
 
-async def small_stack(stack: str, config: Config) -> dict[str, Any]:
-    """Where the scale figure's small reference stack keeps its data: its own directory (so
-    its own embedded Redis), or its own PostgreSQL database beside the same Redis."""
+async def small_stack(stack: str, config: Config) -> Config:
+    """The scale figure's small reference stack: its own directory (so its own embedded
+    Redis), or its own PostgreSQL database beside the same Redis."""
     moved: dict[str, Any] = {"data_dir": Path(tempfile.mkdtemp(prefix="evobot-bench-small-"))}
     if stack != "embedded":
         moved["database_url"] = PG.format(db=await postgres_database())
-    return moved
+    return config.model_copy(update=moved)
 
 
 async def main() -> None:
@@ -267,7 +267,7 @@ async def main() -> None:
                           for path, values in results.items()}
         if args.tenants:
             with console.status(f"{label}: {args.tenants} tenants × {args.per_tenant}…"):
-                small = config.model_copy(update=await small_stack(stack, config))
+                small = await small_stack(stack, config)
                 figures[stack]["scale"] = await scale(config, small, args.tenants,
                                                       args.per_tenant)
     console.print(table)

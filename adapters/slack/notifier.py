@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +68,6 @@ TOKEN_GONE = {"invalid_auth", "account_inactive", "token_revoked", "not_authed",
 MAX_LIVE = 1000  # answers streaming in this process at most
 # message budget and section size for each attempt after msg_too_long
 SPLIT_ATTEMPTS = [(outbound.MESSAGE_TEXT_BUDGET, 3000), (3000, 1500), (1000, 500)]
-
-
-CLIENT_IDLE_S = 60.0
 
 
 def make_client(token: str | None, api_url: str, *, rate_limit_retries: int = 3,
@@ -166,31 +162,15 @@ class SlackNotifier:
         # workspaces that refuse Slack's streaming methods (shared through Redis)
         self.no_streaming = Refusals(state.redis if state else None, namespace=PLATFORM,
                                      feature="streaming")
-        self._clients: dict[str, tuple[float, AsyncWebClient]] = {}  # by token: last used, …
-        self._clients_swept_at = time.monotonic()
         self._live: dict[int, LiveAnswer] = {}  # by execution id, until its answer or failure
 
     async def client(self, tenant: TenantId) -> AsyncWebClient:
+        """A client for the tenant's current token, made per call: it is only settings
+        (slack_sdk opens a session per request), so nothing is held for a workspace."""
         token = await self.tokens.token_for(tenant)
         if token is None:
             raise NotInstalled(tenant)
-        now = time.monotonic()
-        self._forget_idle_clients(now)
-        kept = self._clients.get(token)
-        client = kept[1] if kept is not None else make_client(
-            token, self.api_url, rate_limit_retries=self.rate_limit_retries)
-        self._clients[token] = (now, client)
-        return client
-
-    def _forget_idle_clients(self, now: float) -> None:
-        """An idle workspace holds no client: one unused for CLIENT_IDLE_S is dropped (a
-        client is only settings; slack_sdk opens a session per request). Swept once per
-        CLIENT_IDLE_S, not on every call."""
-        if now - self._clients_swept_at < CLIENT_IDLE_S:
-            return
-        self._clients = {token: kept for token, kept in self._clients.items()
-                         if now - kept[0] < CLIENT_IDLE_S}
-        self._clients_swept_at = now
+        return make_client(token, self.api_url, rate_limit_retries=self.rate_limit_retries)
 
     async def deliver(self, event: OutboundEvent) -> Delivery:
         try:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from adapters.slack import notifier as notifier_module
 from adapters.slack.notifier import SlackNotifier
 from adapters.slack.state import SlackState
 from adapters.slack.tokens import StaticToken
@@ -171,10 +170,8 @@ class _TokensByTeam:
         return None
 
 
-async def test_an_idle_workspace_keeps_no_client_and_is_answered_when_it_speaks_again(
-        embedded: Stack, double: SlackDouble, workspace: Workspace,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(notifier_module, "CLIENT_IDLE_S", 0.2)
+async def test_each_workspace_is_answered_with_its_own_token_also_after_idling(
+        embedded: Stack, double: SlackDouble, workspace: Workspace) -> None:
     other = double.add_workspace("T0OTHER")
     double.add_channel("T0OTHER", "C0OTHER")
     many = SlackNotifier(tokens=_TokensByTeam(workspace, other), api_url=double.api_url,
@@ -183,9 +180,8 @@ async def test_an_idle_workspace_keeps_no_client_and_is_answered_when_it_speaks_
         update={"tenant_id": "slack:T0OTHER"})
     assert (await many.deliver(answer())).ref is not None
     assert (await many.deliver(other_answer)).ref is not None
-    await asyncio.sleep(0.3)  # both idle past CLIENT_IDLE_S
+    await asyncio.sleep(0.3)  # both idle for a while
     assert (await many.deliver(answer("Berlin.", execution_id=3))).ref is not None
-    assert set(many._clients) == {workspace.token}  # nothing kept for the idle workspace
     again = other_answer.model_copy(update={"execution_id": 4, "text": "Madrid."})
     assert (await many.deliver(again)).ref is not None
     posted = [(call.token, call.params.get("text"))
