@@ -15,6 +15,8 @@ from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
+from engine.storage.sqlite_driver import OneHopDBAPI
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # a pooled connection back in the pool for less than this is handed out without a ping
 PING_AFTER_IDLE_S = 1.0
@@ -26,7 +28,8 @@ def create_engine(database_url: str) -> AsyncEngine:
     pragmas) cost more than the insert that records a message."""
     if database_url.startswith("sqlite"):
         engine = create_async_engine(
-            database_url, connect_args={"timeout": 30}, pool_size=4, max_overflow=8
+            database_url, connect_args={"timeout": 30}, pool_size=4, max_overflow=8,
+            module=OneHopDBAPI(),
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

@@ -1,0 +1,104 @@
+"""SQLAlchemy's aiosqlite driver, one thread hop per statement.
+
+aiosqlite runs each SQLite call in its connection's thread, and every call is a round trip
+between that thread and the event loop (about 0.1 ms here, more when the CPU is busy).
+SQLAlchemy's adapter makes four of them for a SELECT — open a cursor, execute, fetch,
+close — and three for an INSERT or UPDATE, while SQLite itself answers our statements in
+microseconds. This cursor does all of it in one call in aiosqlite's thread and keeps what
+SQLAlchemy reads afterwards (the rows, the description, the row count, the last row id). It
+is SQLAlchemy's aiosqlite dialect otherwise: same SQL, same errors, same transactions
+(docs/ARCHITECTURE.md, "Ingress").
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from typing import Any, cast
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+
+
+class _Ran:
+    """What a statement left behind, read as SQLAlchemy reads a DBAPI cursor."""
+
+    arraysize = 1
+
+    def __init__(self, description: Any = None, rowcount: int = -1,
+                 lastrowid: int | None = None) -> None:
+        self.description = description
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+
+    def close(self) -> None:
+        pass  # the SQLite cursor was closed in aiosqlite's thread already
+
+
+def _run(connection: sqlite3.Connection, operation: str, parameters: Any,
+         many: bool) -> tuple[_Ran, list[Any] | None]:
+    """In aiosqlite's thread: the statement, its rows (None: it returns none) and the
+    cursor's facts; the cursor is closed before returning."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else None
+        return _Ran(cursor.description, cursor.rowcount, cursor.lastrowid), rows
+    finally:
+        cursor.close()
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ()
+    _awaitable_cursor_close = False  # nothing left open to close with a round trip
+
+    def _make_new_cursor(self, connection: Any) -> Any:
+        return _Ran()
+
+    def _aenter_cursor(self, cursor: Any) -> Any:
+        return cursor
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        return await self._in_thread(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
+        return await self._in_thread(operation, seq_of_parameters, many=True)
+
+    async def _in_thread(self, operation: Any, parameters: Any, *, many: bool) -> None:
+        driver = cast(aiosqlite.Connection, self._connection)
+        async with self._adapt_connection._execute_mutex:
+            # aiosqlite's own queue of calls for its thread (SQLAlchemy's adapter uses it
+            # the same way to set the isolation level)
+            ran, rows = await driver._execute(_run, driver._conn, operation, parameters, many)
+        self._cursor = ran
+        if rows is not None:
+            self._rows = collections.deque(rows)
+
+    def nextset(self) -> None:
+        return None  # SQLite has one result set per statement
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneHopCursor
+
+
+class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module `create_async_engine(module=…)` takes for sqlite+aiosqlite URLs."""
+
+    def __init__(self) -> None:
+        super().__init__(aiosqlite, sqlite3)
+
+    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneHopConnection(self, adapted._connection)
+
