@@ -1,0 +1,66 @@
+"""The event feed's `queued` events: published after the objective is acknowledged, every one
+of them and in order, a burst in one round trip; a dead Redis loses only the view."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from adapters.api.events import CHANNEL_PREFIX, EventFeed
+from engine.types import Accepted, InboundMessage
+from tests.conftest import SYSTEM_REDIS, need_service
+
+
+def _message(n: int) -> InboundMessage:
+    return InboundMessage(tenant_id=f"slack:T{n % 3}", channel_id="C1", user_id="U1",
+                          text=f"objective {n}", message_id=f"m{n}")
+
+
+async def test_a_burst_of_accepted_objectives_is_published_in_order_in_one_round_trip(
+) -> None:
+    need_service("Redis", 6379)
+    listener, publisher = Redis.from_url(SYSTEM_REDIS), Redis.from_url(SYSTEM_REDIS)
+    feed = EventFeed(publisher)
+    pipelines: list[Any] = []
+    make_pipeline = publisher.pipeline
+
+    def counted(**kwargs: Any) -> Any:
+        pipelines.append(kwargs)
+        return make_pipeline(**kwargs)
+
+    publisher.pipeline = counted  # type: ignore[method-assign]
+    pubsub = listener.pubsub()
+    await pubsub.psubscribe(CHANNEL_PREFIX + "slack:*")
+    await pubsub.get_message(timeout=1)  # the subscription's confirmation
+    try:
+        for n in range(20):
+            await feed.queued(_message(n), Accepted(execution_id=n, version=1))
+        received: list[dict[str, Any]] = []
+        async with asyncio.timeout(5):
+            while len(received) < 20:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    received.append(json.loads(message["data"]))
+        assert [e["execution_id"] for e in received] == list(range(20))
+        assert all(e["type"] == "queued" and e["tenant_id"] == f"slack:T{e['execution_id'] % 3}"
+                   for e in received)
+        assert len(pipelines) == 1
+    finally:
+        await pubsub.aclose()
+        await listener.aclose()
+        await feed.aclose()
+
+
+async def test_with_redis_down_an_accepted_objective_still_returns_and_the_loss_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    feed = EventFeed(Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1))
+    with caplog.at_level(logging.ERROR, logger="adapters.api.events"):
+        async with asyncio.timeout(1):  # no wait on Redis before the acknowledgement
+            await feed.queued(_message(1), Accepted(execution_id=1, version=1))
+        await feed.aclose()  # waits for the publishing in the background
+    assert "could not publish 1 queued objectives" in caplog.text
