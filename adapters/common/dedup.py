@@ -30,8 +30,7 @@ class RedisDedup:
     unreachable: the engine's unique message id still stops a duplicate execution.
 
     A confirmation is sent in the background, not waited for: until it lands the claim
-    itself holds, and a platform that got its 200 does not deliver again. Confirmations
-    made meanwhile go with it, in one pipeline: one Redis round trip, not one each."""
+    itself holds, and a platform that got its 200 does not deliver again."""
 
     def __init__(self, redis: Redis, *, namespace: str, claim_ttl_s: int = 120,
                  keep_ttl_s: int = 86_400) -> None:
@@ -39,8 +38,7 @@ class RedisDedup:
         self.namespace = namespace
         self.claim_ttl_s = claim_ttl_s
         self.keep_ttl_s = keep_ttl_s
-        self._confirmed: list[str] = []  # delivery ids whose confirmation isn't sent yet
-        self._confirming: asyncio.Task[None] | None = None
+        self._confirming: set[asyncio.Task[None]] = set()
 
     def _key(self, delivery_id: str) -> str:
         return f"evobot:{self.namespace}:delivery:{delivery_id}"
@@ -54,25 +52,19 @@ class RedisDedup:
             return True
 
     async def confirm(self, delivery_id: str) -> None:
-        self._confirmed.append(delivery_id)
-        if self._confirming is None or self._confirming.done():
-            self._confirming = asyncio.create_task(self._keep_confirmed())
+        task = asyncio.create_task(self._keep(delivery_id))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
 
-    async def _keep_confirmed(self) -> None:
-        while self._confirmed:
-            delivery_ids, self._confirmed = self._confirmed, []
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for delivery_id in delivery_ids:
-                        pipe.expire(self._key(delivery_id), self.keep_ttl_s)
-                    await pipe.execute()
-            except Exception:
-                log.exception("could not confirm deliveries %s", ", ".join(delivery_ids))
+    async def _keep(self, delivery_id: str) -> None:
+        try:
+            await self.redis.expire(self._key(delivery_id), self.keep_ttl_s)
+        except Exception:
+            log.exception("could not confirm delivery %s", delivery_id)
 
     async def settled(self) -> None:
-        """Until the confirmations made so far have landed (shutdown, tests)."""
-        if self._confirming is not None:
-            await self._confirming
+        """Until the confirmations sent so far have landed (shutdown, tests)."""
+        await asyncio.gather(*self._confirming)
 
     async def release(self, delivery_id: str) -> None:
         try:
