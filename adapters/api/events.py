@@ -65,6 +65,11 @@ def from_outbound(event: OutboundEvent) -> dict[str, Any]:
     return wire_event(WIRE_TYPES.get(event.type, event.type), event.tenant_id, data)
 
 
+def _message(event: dict[str, Any]) -> tuple[str, str]:
+    """The pub/sub channel and message that carry one event."""
+    return CHANNEL_PREFIX + event["tenant_id"], json.dumps(event)
+
+
 class EventFeed:
     """Publishes a tenant's events on `evobot:feed:<tenant>`."""
 
@@ -75,7 +80,7 @@ class EventFeed:
 
     async def publish(self, event: dict[str, Any]) -> None:
         try:
-            await self.redis.publish(CHANNEL_PREFIX + event["tenant_id"], json.dumps(event))
+            await self.redis.publish(*_message(event))
         except Exception:  # the feed is a view: losing it must not fail the job
             log.exception("could not publish %s to the event feed", event["type"])
 
@@ -105,7 +110,7 @@ class EventFeed:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for event in events:
-                        pipe.publish(CHANNEL_PREFIX + event["tenant_id"], json.dumps(event))
+                        pipe.publish(*_message(event))
                     await pipe.execute()
             except Exception:  # the feed is a view: losing it must not fail anything
                 log.exception("could not publish %d queued objectives to the event feed",

@@ -67,11 +67,11 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     def _aenter_cursor(self, cursor: Any) -> Any:
         return cursor
 
-    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
-        return await self._in_thread(operation, parameters, many=False)
+    async def _execute_async(self, operation: Any, parameters: Any) -> None:
+        await self._in_thread(operation, parameters, many=False)
 
-    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
-        return await self._in_thread(operation, seq_of_parameters, many=True)
+    async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> None:
+        await self._in_thread(operation, seq_of_parameters, many=True)
 
     async def _in_thread(self, operation: Any, parameters: Any, *, many: bool) -> None:
         driver = cast(aiosqlite.Connection, self._connection)
@@ -99,6 +99,7 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
         super().__init__(aiosqlite, sqlite3)
 
     def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
+        # SQLAlchemy's connect opens the aiosqlite connection (its thread, the daemon flag);
+        # only its adapter is swapped for ours (once per pooled connection)
         adapted = super().connect(*arg, **kw)
         return OneHopConnection(self, adapted._connection)
-
