@@ -101,3 +101,29 @@ async def test_each_statement_is_one_round_trip_to_aiosqlites_thread(
         await connection.execute(select(Execution).where(Execution.message_id == "m1"))
         await connection.execute(update(Execution).values(objective="changed"))
         assert len(thread_calls) == 3
+
+
+async def test_a_committed_connection_goes_back_to_the_pool_without_a_rollback(
+        engine: AsyncEngine, thread_calls: list[str]) -> None:
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        session.add(Execution(**_row("m0")))  # the pool's connection is open now
+    thread_calls.clear()
+    async with sessions() as session, session.begin():
+        session.add(Execution(**_row("m1")))
+    assert thread_calls == ["_run", "commit"]  # the statement and its commit, nothing more
+
+
+async def test_a_connection_handed_back_mid_transaction_is_still_rolled_back(
+        engine: AsyncEngine) -> None:
+    # what the pool's rollback is for: a transaction nobody finished (raw DBAPI use) is
+    # undone before the connection serves anyone else
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE scratch (x INTEGER)"))
+    async with engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute("INSERT INTO scratch VALUES (1)")  # SQLite begins a transaction
+        assert raw._connection.in_transaction
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT x FROM scratch"))).all() == []
