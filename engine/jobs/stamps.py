@@ -17,15 +17,21 @@ class RedisStamps:
         self.redis = redis
 
     async def current(self, keys: Sequence[str]) -> list[str]:
-        """Every key's token, in one round trip."""
+        """Every key's token: one MGET, and a second round trip only for keys that have
+        none yet (a first read, or after a change)."""
         if not keys:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.set(key, uuid.uuid4().hex, nx=True)
-                pipe.get(key)
-            replies = await pipe.execute()
-        return [_text(token) for token in replies[1::2]]
+        tokens: list[bytes | str | None] = list(await self.redis.mget(keys))
+        missing = [i for i, token in enumerate(tokens) if token is None]
+        if missing:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in missing:
+                    pipe.set(keys[i], uuid.uuid4().hex, nx=True)
+                    pipe.get(keys[i])  # ours, or the one another process set first
+                replies = await pipe.execute()
+            for i, token in zip(missing, replies[1::2], strict=True):
+                tokens[i] = token
+        return [_text(token) for token in tokens]
 
     async def changed(self, key: str) -> None:
         await self.redis.delete(key)
