@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, inspect, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from engine.storage.models import (
     Agent,
@@ -65,13 +67,18 @@ async def _insert_new(session: AsyncSession, rows: Sequence[Mapping[str, Any]]
     """INSERT … ON CONFLICT DO NOTHING: (tenant, channel, message) → id of each row inserted.
     Core, not the ORM's bulk layer: the ids are all this needs back."""
     dialect = session.bind.dialect.name if session.bind else "sqlite"
+    result = await session.execute(_insert_executions_statement(dialect), list(rows))
+    return {(tenant, channel, message): id_ for id_, tenant, channel, message in result}
+
+
+@cache
+def _insert_executions_statement(dialect: str) -> ReturningInsert[Any]:
+    """Built once: making the construct costs more than SQLite takes to run it."""
     insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     table = cast(Table, Execution.__table__)
-    statement = insert(table).on_conflict_do_nothing().returning(
+    return insert(table).on_conflict_do_nothing().returning(
         table.c.id, table.c.tenant_id, table.c.channel_id, table.c.message_id
     )
-    result = await session.execute(statement, list(rows))
-    return {(tenant, channel, message): id_ for id_, tenant, channel, message in result}
 
 
 async def claim_execution(sessions: Sessions, execution_id: int, stale_before: datetime
