@@ -228,7 +228,9 @@ class Side:
     url: str
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     statuses: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    pid: int = 0
     busy_s: float = 0.0
+    cpu_s: float = 0.0  # the app process's CPU time (all its threads) during the rounds
     rate_per_round: list[float] = field(default_factory=list)
 
     @property
@@ -239,10 +241,25 @@ class Side:
     def rate(self) -> float:
         return len(self.everything) / self.busy_s
 
+    @property
+    def cpu_ms_per_update(self) -> float:
+        return self.cpu_s / len(self.everything) * 1000
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 async def _round(client: httpx.AsyncClient, side: Side,
                  work: list[tuple[str, dict[str, Any]]], concurrency: int) -> None:
+    cpu_before = process_cpu_s(side.pid)
     elapsed, latencies, statuses = await _fire(client, work, concurrency)
+    side.cpu_s += process_cpu_s(side.pid) - cpu_before
     for kind, values in latencies.items():
         side.latencies[kind] += values
     for status, count in statuses.items():
@@ -286,7 +303,8 @@ async def bench(args: argparse.Namespace) -> None:
              for name, port in ports.items()}
     limits = httpx.Limits(max_connections=args.concurrency,
                           max_keepalive_connections=args.concurrency)
-    sides = {name: Side(f"http://127.0.0.1:{port}") for name, port in ports.items()}
+    sides = {name: Side(f"http://127.0.0.1:{port}", pid=procs[name].pid)
+             for name, port in ports.items()}
     try:
         async with contextlib.AsyncExitStack() as stack:
             clients = {name: await stack.enter_async_context(httpx.AsyncClient(
@@ -331,6 +349,7 @@ def _report(sides: dict[str, Side], args: argparse.Namespace) -> None:
         "p50_ratio": _pct(evobot.everything, 50) / _pct(bare.everything, 50),
         "round_ratio_min": min(rounds), "round_ratio_max": max(rounds),
         "bare_rate": bare.rate, "evobot_rate": evobot.rate,
+        "bare_cpu_ms": bare.cpu_ms_per_update, "evobot_cpu_ms": evobot.cpu_ms_per_update,
         "bare_p99_ms": _pct(bare.everything, 99), "evobot_p99_ms": _pct(evobot.everything, 99),
         "non_200": sum(n for side in sides.values() for status, n in side.statuses.items()
                        if status != 200),
@@ -340,7 +359,9 @@ def _report(sides: dict[str, Side], args: argparse.Namespace) -> None:
                   f"[bold]{figures['throughput_ratio']:.2f}x[/] (rounds {min(rounds):.2f}–"
                   f"{max(rounds):.2f}); p99 {figures['p99_ratio']:.2f}x; mean "
                   f"{statistics.fmean(evobot.everything) * 1000:.1f} ms vs "
-                  f"{statistics.fmean(bare.everything) * 1000:.1f} ms; HTTP statuses: "
+                  f"{statistics.fmean(bare.everything) * 1000:.1f} ms; web process CPU per "
+                  f"update {evobot.cpu_ms_per_update:.2f} ms vs {bare.cpu_ms_per_update:.2f} ms; "
+                  f"HTTP statuses: "
                   f"evobot {dict(evobot.statuses)}, bare {dict(bare.statuses)}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures))
