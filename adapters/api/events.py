@@ -65,6 +65,12 @@ def from_outbound(event: OutboundEvent) -> dict[str, Any]:
     return wire_event(WIRE_TYPES.get(event.type, event.type), event.tenant_id, data)
 
 
+def _tenant_of(channel: bytes | str) -> str:
+    """The tenant whose feed a channel is (its name is CHANNEL_PREFIX + the tenant id)."""
+    name = channel.decode() if isinstance(channel, bytes) else channel
+    return name.removeprefix(CHANNEL_PREFIX)
+
+
 def _message(event: dict[str, Any]) -> tuple[str, str]:
     """The pub/sub channel and message that carry one event."""
     return CHANNEL_PREFIX + event["tenant_id"], json.dumps(event)
@@ -181,13 +187,17 @@ class EventHub:
         async for message in pubsub.listen():
             if message.get("type") != "pmessage":
                 continue
+            tenant_id = _tenant_of(message["channel"])
+            followers = self.followers.get(tenant_id)
+            if not followers:
+                continue  # nobody here follows this tenant: not even decoded
             try:
                 event = json.loads(message["data"])
             except (TypeError, ValueError):
                 continue
-            for queue in list(self.followers.get(event.get("tenant_id", ""), ())):
+            for queue in list(followers):
                 if queue.full():
-                    log.warning("a slow follower of %s dropped an event", event["tenant_id"])
+                    log.warning("a slow follower of %s dropped an event", tenant_id)
                     continue
                 queue.put_nowait(event)
 

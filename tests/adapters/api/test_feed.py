@@ -1,5 +1,7 @@
 """The event feed's `queued` events: published after the objective is acknowledged, every one
-of them and in order, a burst in one round trip; a dead Redis loses only the view."""
+of them and in order, a burst in one round trip; a dead Redis loses only the view. The web
+process's hub hands a tenant's events to that tenant's followers only, and doesn't even
+decode the events of tenants nobody there follows."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from adapters.api.events import CHANNEL_PREFIX, EventFeed
+from adapters.api import events
+from adapters.api.events import CHANNEL_PREFIX, EventFeed, EventHub
 from engine.types import Accepted, InboundMessage
 from tests.conftest import SYSTEM_REDIS, need_service
 
@@ -64,3 +67,26 @@ async def test_with_redis_down_an_accepted_objective_still_returns_and_the_loss_
             await feed.queued(_message(1), Accepted(execution_id=1, version=1))
         await feed.aclose()  # waits for the publishing in the background
     assert "could not publish 1 queued objectives" in caplog.text
+
+
+async def test_the_hub_gives_followers_their_tenants_events_and_skips_the_rest_unread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    need_service("Redis", 6379)
+    hub, feed = EventHub(Redis.from_url(SYSTEM_REDIS)), EventFeed(Redis.from_url(SYSTEM_REDIS))
+    decoded: list[Any] = []
+    loads = json.loads
+    monkeypatch.setattr(events.json, "loads", lambda data: decoded.append(data) or loads(data))
+    await hub.start()
+    try:
+        async with hub.follow("slack:T0") as followed:
+            for n in range(1, 31):  # slack:T1 and slack:T2, nobody here follows them
+                if n % 3:
+                    await feed.queued(_message(n), Accepted(execution_id=n, version=1))
+            await feed.queued(_message(30), Accepted(execution_id=30, version=1))
+            async with asyncio.timeout(5):
+                event = await followed.get()
+        assert (event["tenant_id"], event["execution_id"]) == ("slack:T0", 30)
+        assert followed.empty() and len(decoded) == 1
+    finally:
+        await hub.stop()
+        await feed.aclose()
