@@ -82,7 +82,7 @@ def rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, bool | None]]:
                          ("telegram", "Telegram webhook vs bare PTB")):
         for stack, f in found.get(bench, {}).items():
             spread = f"(rounds {f['round_ratio_min']:.2f}–{f['round_ratio_max']:.2f})"
-            if "evobot_cpu_ms" in f:  # what each web process spent, the steadier figure
+            if "evobot_cpu_ms" in f:  # what each web process spent on an update
                 spread += (f"; web CPU {f['evobot_cpu_ms']:.1f} vs {f['bare_cpu_ms']:.1f} ms "
                            "an update")
             out.append((f"{label}: throughput", STACKS[stack],
