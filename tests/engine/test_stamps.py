@@ -46,6 +46,11 @@ async def test_stamped_keys_are_read_in_one_command(stack: Stack) -> None:
     client.execute_command = counted  # type: ignore[method-assign]
     pipelines: list[Any] = []
     make_pipeline = client.pipeline
-    client.pipeline = lambda **kw: pipelines.append(kw) or make_pipeline(**kw)  # type: ignore[method-assign]
+
+    def counted_pipeline(**kwargs: Any) -> Any:
+        pipelines.append(kwargs)
+        return make_pipeline(**kwargs)
+
+    client.pipeline = counted_pipeline  # type: ignore[method-assign]
     await stamps.current(["s:a", "s:b", "s:c"])
     assert sent == ["MGET"] and pipelines == []
