@@ -56,6 +56,36 @@ async def test_structured_output_gives_up_after_the_repair() -> None:
     assert result.value is None and len(result.errors) == 2
 
 
+async def test_each_structured_call_asks_for_the_schema_in_its_own_copy() -> None:
+    class Counted(BaseModel):
+        count: int
+
+    built = []
+    original = Counted.model_json_schema
+
+    def counting_schema(*args: object, **kwargs: object) -> dict[str, object]:
+        built.append(1)
+        return original(*args, **kwargs)
+
+    def spoiler(request: ScriptedRequest) -> str:
+        assert request.response_format is not None
+        properties = request.response_format["json_schema"]["schema"]["properties"]
+        assert "count" in properties  # an earlier call's edit did not leak into this one
+        properties.clear()  # as a provider adapting the schema might
+        return '{"count": 3}'
+
+    register_script("spoiler", spoiler)
+    Counted.model_json_schema = counting_schema  # type: ignore[method-assign]
+    gateway = LLMGateway()
+    asked = [{"role": "user", "content": "how many?"}]
+    for _ in range(3):
+        result = await gateway.structured("scripted/spoiler", asked, Counted, purpose="reflect")
+        assert result.value == Counted(count=3)
+    formats = [call.response_format for call in scripted.CALLS[-3:]]
+    assert built == [1]  # pydantic builds the schema once, not per call
+    assert all(f is not None and f["json_schema"]["name"] == "Counted" for f in formats)
+
+
 async def test_a_slow_model_times_out() -> None:
     register_script("slow", lambda request: ScriptedReply(content="late", delay_s=5))
     with pytest.raises(LLMTimeout):
