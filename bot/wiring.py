@@ -20,7 +20,13 @@ from redis.asyncio import Redis as AsyncRedis
 
 from bot.config import Config
 from engine.jobs import RedisLocks, RedisStamps, RQJobQueue
-from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
+from engine.knowledge.records import (
+    CrossDomainPattern,
+    KnowledgeHit,
+    NewLearning,
+    ObjectiveContext,
+    RatedObjective,
+)
 from engine.llm import gateway as llm_gateway
 from engine.llm.gateway import LLMGateway
 from engine.notify import NotifierRouter
@@ -124,8 +130,18 @@ class LazyKnowledge:
     async def add_learning(self, tenant: str, text: str, **options: Any) -> str:
         return await (await self.store()).add_learning(tenant, text, **options)
 
+    async def add_learnings(
+        self, tenant: str, learnings: Sequence[NewLearning], **options: Any
+    ) -> list[str]:
+        return await (await self.store()).add_learnings(tenant, learnings, **options)
+
     async def record_objective(self, tenant: str, objective: str, **options: Any) -> str:
         return await (await self.store()).record_objective(tenant, objective, **options)
+
+    async def record_objectives(
+        self, tenant: str, objectives: Sequence[RatedObjective]
+    ) -> list[str]:
+        return await (await self.store()).record_objectives(tenant, objectives)
 
     async def relevant_learnings(
         self, tenant: str, query: str, **options: Any

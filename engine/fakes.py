@@ -10,7 +10,13 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
+from engine.knowledge.records import (
+    CrossDomainPattern,
+    KnowledgeHit,
+    NewLearning,
+    ObjectiveContext,
+    RatedObjective,
+)
 from engine.types import (
     AnswerDelta,
     AnswerReady,
@@ -161,8 +167,18 @@ class NullKnowledge:
     async def add_learning(self, tenant: str, text: str, **_: Any) -> str:
         return ""
 
+    async def add_learnings(
+        self, tenant: str, learnings: Sequence[NewLearning], **_: Any
+    ) -> list[str]:
+        return ["" for _ in learnings]
+
     async def record_objective(self, tenant: str, objective: str, **_: Any) -> str:
         return ""
+
+    async def record_objectives(
+        self, tenant: str, objectives: Sequence[RatedObjective]
+    ) -> list[str]:
+        return ["" for _ in objectives]
 
     async def relevant_learnings(self, tenant: str, query: str, **_: Any) -> list[KnowledgeHit]:
         return []

@@ -12,7 +12,13 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.knowledge.records import CrossDomainPattern, KnowledgeHit, ObjectiveContext
+from engine.knowledge.records import (
+    CrossDomainPattern,
+    KnowledgeHit,
+    NewLearning,
+    ObjectiveContext,
+    RatedObjective,
+)
 from engine.types import Delivery, OutboundEvent, SandboxResult, TenantId
 
 if TYPE_CHECKING:
@@ -100,10 +106,18 @@ class KnowledgeStore(Protocol):
         confidence: float = 0.5, impact: float = 0.5, privacy_mode: str = "isolated",
     ) -> str: ...
 
+    async def add_learnings(
+        self, tenant: str, learnings: Sequence[NewLearning], *, privacy_mode: str = "isolated",
+    ) -> list[str]: ...
+
     async def record_objective(
         self, tenant: str, objective: str, *, outcome_rating: int, lesson: str = "",
         domain: str = "general",
     ) -> str: ...
+
+    async def record_objectives(
+        self, tenant: str, objectives: Sequence[RatedObjective]
+    ) -> list[str]: ...
 
     async def relevant_learnings(
         self, tenant: str, query: str, *, privacy_mode: str = "isolated", k: int = 5

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from engine.evolution.attempt import Attempt
 from engine.evolution.checks import text_problems
 from engine.evolution.reflect import Learning, RatedExample
+from engine.knowledge.records import NewLearning, RatedObjective
 from engine.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -47,22 +48,23 @@ async def past_lessons(rt: Runtime, attempt: Attempt) -> Lessons:
 
 
 async def consolidate_success(rt: Runtime, attempt: Attempt) -> int:
-    """What worked (answers rated 4-5) becomes the tenant's success patterns; how many.
-    They hold answer text, so they stay the tenant's own whatever its privacy mode."""
-    stored = 0
-    for example in attempt.examples:
-        if example.rating is None or example.rating < GOOD_AT_LEAST or not example.answer:
-            continue
-        try:
-            await rt.knowledge.add_learning(
-                attempt.tenant_id, success_pattern(example), type=SUCCESS_PATTERN,
-                confidence=example.rating / 5, impact=0.5, privacy_mode="isolated",
-            )
-        except Exception:
-            log.exception("storing a success pattern failed")
-            continue
-        stored += 1
-    return stored
+    """What worked (answers rated 4-5) becomes the tenant's success patterns, in one write;
+    how many. They hold answer text, so they stay the tenant's own whatever its privacy
+    mode."""
+    patterns = [
+        NewLearning(success_pattern(example), type=SUCCESS_PATTERN,
+                    confidence=example.rating / 5, impact=0.5)
+        for example in attempt.examples
+        if example.rating is not None and example.rating >= GOOD_AT_LEAST and example.answer
+    ]
+    if not patterns:
+        return 0
+    try:
+        await rt.knowledge.add_learnings(attempt.tenant_id, patterns, privacy_mode="isolated")
+    except Exception:
+        log.exception("storing the success patterns failed")
+        return 0
+    return len(patterns)
 
 
 def success_pattern(example: RatedExample) -> str:
@@ -96,40 +98,39 @@ async def shared_patterns(rt: Runtime, attempt: Attempt) -> list[Learning]:
 async def record_rated_objectives(rt: Runtime, attempt: Attempt) -> None:
     """Rated objectives become searchable history: badly rated ones carry their lesson —
     the learning drawn from their feedback, else the comment itself. A lesson is later shown
-    to the agent, so only text that passed the injection and secret checks is kept."""
+    to the agent, so only text that passed the injection and secret checks is kept. One
+    write for them all (see docs/ARCHITECTURE.md, "Flow 2")."""
     lessons = {i: x.suggested_change for x in attempt.learnings for i in x.feedback_ids}
+    rated = []
     for example in attempt.examples:
-        if example.rating is None:
+        if example.rating is None or not example.objective.strip():
             continue
         lesson = lessons.get(example.feedback_id) or (example.comment or "")
         if text_problems(lesson):
             lesson = ""
-        try:
-            await rt.knowledge.record_objective(
-                attempt.tenant_id, example.objective, outcome_rating=example.rating,
-                lesson=lesson[:300],
-            )
-        except Exception:
-            log.exception("recording an objective failed")
+        rated.append(RatedObjective(example.objective, example.rating, lesson[:300]))
+    if not rated:
+        return
+    try:
+        await rt.knowledge.record_objectives(attempt.tenant_id, rated)
+    except Exception:
+        log.exception("recording the rated objectives failed")
 
 
 async def remember_accepted_learnings(rt: Runtime, attempt: Attempt) -> None:
-    """Only learnings that passed validation become knowledge (and, by mode, shared)."""
+    """Only learnings that passed validation become knowledge (and, by mode, shared), in one
+    write."""
     async with rt.repo(attempt.tenant_id) as repo:
         tenant = await repo.tenant()
         domain = tenant.domain if tenant else "general"
-    for learning in attempt.learnings:
-        if learning.type != "prompt_rule" or not learning.suggested_change:
-            continue
-        try:
-            await rt.knowledge.add_learning(
-                attempt.tenant_id,
-                learning.suggested_change,
-                domain=domain,
-                type=learning.type,
-                confidence=learning.confidence,
-                impact=learning.impact,
-                privacy_mode=attempt.privacy,
-            )
-        except Exception:
-            log.exception("storing a learning failed")
+    accepted = [
+        NewLearning(x.suggested_change, domain, x.type, x.confidence, x.impact)
+        for x in attempt.learnings
+        if x.type == "prompt_rule" and x.suggested_change.strip()
+    ]
+    if not accepted:
+        return
+    try:
+        await rt.knowledge.add_learnings(attempt.tenant_id, accepted, privacy_mode=attempt.privacy)
+    except Exception:
+        log.exception("storing the learnings failed")

@@ -27,6 +27,27 @@ class KnowledgeHit:
 
 
 @dataclass(frozen=True)
+class NewLearning:
+    """A learning to store (see `KnowledgeStore.add_learning`)."""
+
+    text: str
+    domain: str = "general"
+    type: str = "prompt_rule"
+    confidence: float = 0.5
+    impact: float = 0.5
+
+
+@dataclass(frozen=True)
+class RatedObjective:
+    """An objective to remember with its rating (see `KnowledgeStore.record_objective`)."""
+
+    objective: str
+    rating: int  # 1-5
+    lesson: str = ""
+    domain: str = "general"
+
+
+@dataclass(frozen=True)
 class PastObjective:
     """An objective this tenant handled before, with how it went."""
 

@@ -41,8 +41,10 @@ from engine.knowledge.embeddings import embedding_identity
 from engine.knowledge.records import (
     CrossDomainPattern,
     KnowledgeHit,
+    NewLearning,
     ObjectiveContext,
     PastObjective,
+    RatedObjective,
 )
 from engine.types import PrivacyMode
 
@@ -149,11 +151,27 @@ class KnowledgeStore:
         Federated and collective tenants also contribute an anonymized copy to
         the shared pool; `names` are people's names to strip from that copy.
         """
+        learning = NewLearning(text, domain, type, confidence, impact)
+        ids = await self.add_learnings(tenant, [learning], privacy_mode=privacy_mode, names=names)
+        return ids[0]
+
+    async def add_learnings(
+        self,
+        tenant: str,
+        learnings: Sequence[NewLearning],
+        *,
+        privacy_mode: PrivacyMode | str = PrivacyMode.ISOLATED,
+        names: Sequence[str] = (),
+    ) -> list[str]:
+        """`add_learning` for several at once: one write per collection (a chromadb write
+        holds the GIL for milliseconds, whatever its size); their ids, in order."""
         mode = PrivacyMode(privacy_mode)
         share = mode in (PrivacyMode.FEDERATED, PrivacyMode.COLLECTIVE)
-        metadata = _entry_metadata(domain, type, confidence, impact)
+        entries = [
+            (x.text, _entry_metadata(x.domain, x.type, x.confidence, x.impact)) for x in learnings
+        ]
         return await asyncio.to_thread(
-            self._add, LEARNINGS, SHARED_LEARNINGS if share else None, tenant, text, metadata, names
+            self._add, LEARNINGS, SHARED_LEARNINGS if share else None, tenant, entries, names
         )
 
     async def add_tool_recipe(
@@ -173,15 +191,15 @@ class KnowledgeStore:
         share = PrivacyMode(privacy_mode) is PrivacyMode.COLLECTIVE
         metadata = _entry_metadata(domain, type, confidence, impact)
         metadata["tool_name"] = tool_name
-        return await asyncio.to_thread(
+        ids = await asyncio.to_thread(
             self._add,
             TOOL_RECIPES,
             SHARED_TOOL_RECIPES if share else None,
             tenant,
-            text,
-            metadata,
+            [(text, metadata)],
             names,
         )
+        return ids[0]
 
     async def record_objective(
         self,
@@ -197,50 +215,65 @@ class KnowledgeStore:
         The same objective recorded again replaces the earlier record: the
         latest outcome is the one that counts.
         """
-        if not 1 <= outcome_rating <= 5:
-            raise ValueError(f"outcome_rating must be 1-5, not {outcome_rating}")
-        metadata = _entry_metadata(domain, "objective", 1.0, 1.0)
-        metadata |= {
-            "rating": outcome_rating,
-            "outcome": _outcome(outcome_rating),
-            "lesson": lesson,
-        }
-        return await asyncio.to_thread(self._add, OBJECTIVES, None, tenant, objective, metadata, ())
+        rated = RatedObjective(objective, outcome_rating, lesson, domain)
+        return (await self.record_objectives(tenant, [rated]))[0]
+
+    async def record_objectives(
+        self, tenant: str, objectives: Sequence[RatedObjective]
+    ) -> list[str]:
+        """`record_objective` for several at once, in one write; their ids, in order."""
+        entries = [(x.objective, _objective_metadata(x)) for x in objectives]
+        return await asyncio.to_thread(self._add, OBJECTIVES, None, tenant, entries, ())
 
     def _add(
         self,
         private: str,
         shared: str | None,
         tenant: str,
-        text: str,
-        metadata: Metadata,
+        entries: Sequence[tuple[str, Metadata]],
         names: Sequence[str],
-    ) -> str:
+    ) -> list[str]:
+        """Upsert `entries` (text, metadata) for `tenant` in one chromadb write, and their
+        anonymized copies in another; the entries' ids, in order."""
         _check_tenant(tenant)
-        if not text.strip():
+        if any(not text.strip() for text, _ in entries):
             raise ValueError("empty text")
-        entry_id = _entry_id(tenant, private, str(metadata["domain"]), text)
-        # upsert: the same learning learned again refreshes it instead of duplicating it.
-        self._collections[private].upsert(
-            ids=[entry_id], documents=[text], metadatas=[{**metadata, "tenant": tenant}]
-        )
-        self._holdings.found(private, tenant)
-        if shared is not None:
-            self._add_shared_copy(shared, tenant, text, metadata, names)
-        return entry_id
+        ids = [_entry_id(tenant, private, str(metadata["domain"]), text)
+               for text, metadata in entries]
+        # upsert: the same entry written again refreshes it instead of duplicating it (and
+        # within one write, chromadb takes an id once: the last of the same text counts)
+        latest = dict(zip(ids, entries, strict=True))
+        if latest:
+            self._collections[private].upsert(
+                ids=list(latest),
+                documents=[text for text, _ in latest.values()],
+                metadatas=[{**metadata, "tenant": tenant} for _, metadata in latest.values()],
+            )
+            self._holdings.found(private, tenant)
+        if shared is not None and latest:
+            self._add_shared_copies(shared, tenant, list(latest.values()), names)
+        return ids
 
-    def _add_shared_copy(
-        self, shared: str, tenant: str, text: str, metadata: Metadata, names: Sequence[str]
+    def _add_shared_copies(
+        self, shared: str, tenant: str, entries: list[tuple[str, Metadata]],
+        names: Sequence[str],
     ) -> None:
         origin = self._origin(tenant)
-        clean_text = anonymize(text, names=names)
-        clean = dict(metadata)
-        for key in ("domain", "tool_name"):
-            if key in clean:
-                clean[key] = anonymize(str(clean[key]), names=names)
-        clean["origin"] = origin
-        shared_id = _entry_id(origin, shared, str(clean["domain"]), clean_text)
-        self._collections[shared].upsert(ids=[shared_id], documents=[clean_text], metadatas=[clean])
+        copies: dict[str, tuple[str, Metadata]] = {}
+        for text, metadata in entries:
+            clean_text = anonymize(text, names=names)
+            clean = dict(metadata)
+            for key in ("domain", "tool_name"):
+                if key in clean:
+                    clean[key] = anonymize(str(clean[key]), names=names)
+            clean["origin"] = origin
+            shared_id = _entry_id(origin, shared, str(clean["domain"]), clean_text)
+            copies[shared_id] = (clean_text, clean)
+        self._collections[shared].upsert(
+            ids=list(copies),
+            documents=[text for text, _ in copies.values()],
+            metadatas=[metadata for _, metadata in copies.values()],
+        )
 
     # --- reading -----------------------------------------------------------
 
@@ -589,6 +622,15 @@ def _entry_metadata(domain: str, type: str, confidence: float, impact: float) ->
         "impact": float(impact),
         "score": float(confidence) * float(impact),
         "timestamp": time.time(),
+    }
+
+
+def _objective_metadata(rated: RatedObjective) -> Metadata:
+    if not 1 <= rated.rating <= 5:
+        raise ValueError(f"outcome_rating must be 1-5, not {rated.rating}")
+    metadata = _entry_metadata(rated.domain, "objective", 1.0, 1.0)
+    return metadata | {
+        "rating": rated.rating, "outcome": _outcome(rated.rating), "lesson": rated.lesson,
     }
 
 

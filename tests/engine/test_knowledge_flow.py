@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
+import pytest
+from chromadb.api.models.Collection import Collection
 from sqlalchemy import func, select
 
 from engine.privacy import delete_tenant_data, export_tenant_data
@@ -222,3 +225,36 @@ async def test_a_lesson_learned_in_three_domains_is_listed_as_a_cross_domain_pat
     assert not refused.ok
     shown = await command(bot, "domain", tenant="slack:TLAW")
     assert "Domain: legal" in shown.document.plain_text()
+
+
+
+async def test_an_evolution_records_all_its_rated_objectives_in_one_write(
+    bot: Bot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[int] = []  # entries per write to the objectives collection, in any process
+    upsert = Collection.upsert
+
+    def counted(self: Collection, **entries: Any) -> None:
+        if self.name == "objectives":
+            writes.append(len(entries["ids"]))
+        upsert(self, **entries)
+
+    monkeypatch.setattr(Collection, "upsert", counted)
+    tenant = "slack:TONEWRITE"
+    good = await ask(bot, "Convert 5 miles to kilometres", tenant=tenant)
+    fine = await ask(bot, "Write a haiku about autumn", tenant=tenant)
+    bad = await ask(bot, "Summarise the incident report", tenant=tenant)
+    await rate(bot, good, 5, tenant=tenant)
+    await rate(bot, fine, 4, tenant=tenant)
+    await rate(bot, bad, 1, "use bullet points", tenant=tenant)
+    await bot.drain()
+
+    assert writes == [3]
+    store = await bot.rt.knowledge.store()
+    recorded = store._collections["objectives"].get(where={"tenant": tenant})
+    ratings = [int(str(m["rating"])) for m in recorded["metadatas"] or []]
+    assert sorted(zip(recorded["documents"] or [], ratings, strict=True)) == [
+        ("Convert 5 miles to kilometres", 5),
+        ("Summarise the incident report", 1),
+        ("Write a haiku about autumn", 4),
+    ]
