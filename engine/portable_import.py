@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from engine.evolution.attempt import Trigger
 from engine.evolution.checks import structural_problems, text_problems
 from engine.evolution.lock import tenant_evolution_lock
+from engine.knowledge.records import NewLearning
 from engine.portable import AgentExport, ImportRefused, PortableLearning, PortableTool, parse_export
 from engine.present import evolution_document
 from engine.prompt import unified_diff
@@ -258,24 +259,21 @@ async def _store_tool(repo: TenantRepo, verdict: ToolVerdict, evolution_id: int)
 
 
 async def _learn(rt: Runtime, tenant_id: TenantId, learnings: list[PortableLearning]) -> int:
-    """The learnings, shared (or not) by this workspace's privacy mode; how many were stored."""
+    """The learnings, shared (or not) by this workspace's privacy mode, in one write; how many
+    were stored. Each passes the same gate an evolution's learnings pass."""
     async with rt.repo(tenant_id) as repo:
         tenant = await repo.tenant()
     mode = tenant.privacy_mode if tenant else "isolated"
-    stored = 0
-    for learning in learnings:
-        if text_problems(learning.text):
-            continue  # the same gate an evolution's learnings pass
-        try:
-            await rt.knowledge.add_learning(
-                tenant_id, learning.text, domain=learning.domain, type=learning.type,
-                confidence=learning.confidence, impact=learning.impact, privacy_mode=mode,
-            )
-        except Exception:
-            log.exception("storing an imported learning failed")
-            continue
-        stored += 1
-    return stored
+    kept = [NewLearning(x.text, x.domain, x.type, x.confidence, x.impact)
+            for x in learnings if x.text.strip() and not text_problems(x.text)]
+    if not kept:
+        return 0
+    try:
+        await rt.knowledge.add_learnings(tenant_id, kept, privacy_mode=mode)
+    except Exception:
+        log.exception("storing the imported learnings failed")
+        return 0
+    return len(kept)
 
 
 async def _announce(rt: Runtime, tenant_id: TenantId, imported: Imported,
