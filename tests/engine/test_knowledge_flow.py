@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from typing import Any
 
 import pytest
-from chromadb.api.models.Collection import Collection
 from sqlalchemy import func, select
 
 from engine.privacy import delete_tenant_data, export_tenant_data
@@ -17,6 +15,7 @@ from engine.storage.cross_tenant import TENANT_TABLES
 from engine.storage.models import Tenant
 from engine.types import InboundMessage
 from tests.conftest import Bot
+from tests.engine.knowledge.inspect_chroma import count_upserts
 from tests.engine.test_evolution_flow import active_version, ask, command, rate
 
 SECRET = "zebra-canary-7731"
@@ -231,15 +230,7 @@ async def test_a_lesson_learned_in_three_domains_is_listed_as_a_cross_domain_pat
 async def test_an_evolution_records_all_its_rated_objectives_in_one_write(
     bot: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes: list[int] = []  # entries per write to the objectives collection, in any process
-    upsert = Collection.upsert
-
-    def counted(self: Collection, **entries: Any) -> None:
-        if self.name == "objectives":
-            writes.append(len(entries["ids"]))
-        upsert(self, **entries)
-
-    monkeypatch.setattr(Collection, "upsert", counted)
+    writes = count_upserts(monkeypatch, "objectives")
     tenant = "slack:TONEWRITE"
     good = await ask(bot, "Convert 5 miles to kilometres", tenant=tenant)
     fine = await ask(bot, "Write a haiku about autumn", tenant=tenant)

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import pytest
-from chromadb.api.models.Collection import Collection
 
 from engine.portable import FORMAT_VERSION, MAX_FILE_BYTES, SCHEMA_PATH, AgentExport, schema_text
 from engine.types import (
@@ -20,6 +19,7 @@ from engine.types import (
     RolledBack,
 )
 from tests.conftest import Bot
+from tests.engine.knowledge.inspect_chroma import count_upserts
 from tests.engine.test_evolution_flow import TENANT, ask, command, rate
 
 OTHER = "telegram:-100200"  # another workspace, on another platform
@@ -249,15 +249,7 @@ async def test_imported_learnings_pass_the_safety_gate_and_are_stored_in_one_wri
     local_bot: Bot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bot = local_bot
-    writes: list[int] = []  # entries per write to the learnings collection
-    upsert = Collection.upsert
-
-    def counted(self: Collection, **entries: Any) -> None:
-        if self.name == "learnings":
-            writes.append(len(entries["ids"]))
-        upsert(self, **entries)
-
-    monkeypatch.setattr(Collection, "upsert", counted)
+    writes = count_upserts(monkeypatch, "learnings")
     data = agent_file(learnings=[
         {"text": "Answer in one sentence.", "type": "prompt_rule"},
         {"text": "Quote the runbook section you used.", "type": "prompt_rule"},

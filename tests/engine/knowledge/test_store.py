@@ -15,7 +15,7 @@ from engine.knowledge.embeddings import (
 from engine.knowledge.records import NewLearning, ObjectiveContext, RatedObjective
 from engine.knowledge.store import EmbeddingMismatchError, KnowledgeStore
 from engine.types import PrivacyMode
-from tests.engine.knowledge.inspect_chroma import everything_in
+from tests.engine.knowledge.inspect_chroma import count_upserts, everything_in
 
 ISOLATED = "slack:TISOLATED1"
 FEDERATED = "telegram:-1009876543210"
@@ -478,57 +478,37 @@ async def test_similar_objectives_are_grouped_and_different_ones_are_not(
     assert await store.group_similar([]) == []
 
 
-class CountingWrites:
-    """A chromadb collection that counts its upserts (the writes that hold the GIL)."""
-
-    def __init__(self, collection: object) -> None:
-        self.collection = collection
-        self.upserts: list[int] = []  # entries per write
-
-    def upsert(self, **entries: list[object]) -> None:
-        self.upserts.append(len(entries["ids"]))
-        self.collection.upsert(**entries)  # type: ignore[attr-defined]
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.collection, name)
-
-
-def count_writes(store: KnowledgeStore, name: str) -> CountingWrites:
-    counting = CountingWrites(store._collections[name])
-    store._collections[name] = counting  # type: ignore[assignment]
-    return counting
-
-
 @pytest.mark.asyncio
 async def test_an_evolutions_rated_objectives_are_recorded_in_one_write(
-    store: KnowledgeStore,
+    store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes = count_writes(store, "objectives")
+    writes = count_upserts(monkeypatch, "objectives")
     ids = await store.record_objectives(FEDERATED, [
         RatedObjective("convert 5 miles to km", 2, "show the unit"),
         RatedObjective("write a haiku about autumn", 5),
         RatedObjective("convert 5 miles to km", 1, "show both units"),  # rated again: counts
     ])
-    assert writes.upserts == [2]
+    assert writes == [2]
     assert len(set(ids)) == 2 and ids[0] == ids[2]
     context = await store.objective_context(FEDERATED, "miles to kilometres", k=5)
     assert [(past.text, past.rating, past.lesson) for past in context.bad] == [
         ("convert 5 miles to km", 1, "show both units")
     ]
     assert await store.record_objectives(FEDERATED, []) == []
-    assert writes.upserts == [2]  # nothing to record: no write
+    assert writes == [2]  # nothing to record: no write
 
 
 @pytest.mark.asyncio
 async def test_learnings_and_their_shared_copies_are_one_write_each(
-    store: KnowledgeStore,
+    store: KnowledgeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    own, shared = count_writes(store, "learnings"), count_writes(store, "shared_learnings")
+    own = count_upserts(monkeypatch, "learnings")
+    shared = count_upserts(monkeypatch, "shared_learnings")
     learnings = [NewLearning("Answer quokka questions in French", "wildlife", confidence=0.9),
                  NewLearning("Cite the park ranger Bob Smith", "wildlife", confidence=0.8)]
     ids = await store.add_learnings(FEDERATED, learnings, privacy_mode=PrivacyMode.FEDERATED,
                                     names=["Bob Smith"])
-    assert (own.upserts, shared.upserts) == ([2], [2]) and len(set(ids)) == 2
+    assert (own, shared) == ([2], [2]) and len(set(ids)) == 2
     hits = await store.relevant_learnings(
         COLLECTIVE, "quokka park ranger", privacy_mode=PrivacyMode.COLLECTIVE, k=5
     )
