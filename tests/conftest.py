@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +87,20 @@ class Stack:
     name: str
     config: Config
     redis: RedisHandle
+
+
+def count_pipelines(client: Any) -> list[dict[str, Any]]:
+    """The options of every pipeline `client` (a redis.asyncio client) makes from now on:
+    how many round trips a piece of code batches its commands into."""
+    made: list[dict[str, Any]] = []
+    make_pipeline = client.pipeline
+
+    def counted(**options: Any) -> Any:
+        made.append(options)
+        return make_pipeline(**options)
+
+    client.pipeline = counted
+    return made
 
 
 def make_config(tmp_path: Path, **overrides: object) -> Config:

@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from engine.jobs.stamps import RedisStamps
-from tests.conftest import Stack
+from tests.conftest import Stack, count_pipelines
 
 
 async def test_a_first_read_stamps_the_key_and_later_reads_agree(stack: Stack) -> None:
@@ -44,13 +44,6 @@ async def test_stamped_keys_are_read_in_one_command(stack: Stack) -> None:
         return await execute(*args, **options)
 
     client.execute_command = counted  # type: ignore[method-assign]
-    pipelines: list[Any] = []
-    make_pipeline = client.pipeline
-
-    def counted_pipeline(**kwargs: Any) -> Any:
-        pipelines.append(kwargs)
-        return make_pipeline(**kwargs)
-
-    client.pipeline = counted_pipeline  # type: ignore[method-assign]
+    pipelines = count_pipelines(client)
     await stamps.current(["s:a", "s:b", "s:c"])
     assert sent == ["MGET"] and pipelines == []

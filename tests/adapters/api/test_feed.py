@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from adapters.api import events
 from adapters.api.events import CHANNEL_PREFIX, EventFeed, EventHub
 from engine.types import Accepted, InboundMessage
-from tests.conftest import SYSTEM_REDIS, need_service
+from tests.conftest import SYSTEM_REDIS, count_pipelines, need_service
 
 
 def _message(n: int) -> InboundMessage:
@@ -29,14 +29,7 @@ async def test_a_burst_of_accepted_objectives_is_published_in_order_in_one_round
     need_service("Redis", 6379)
     listener, publisher = Redis.from_url(SYSTEM_REDIS), Redis.from_url(SYSTEM_REDIS)
     feed = EventFeed(publisher)
-    pipelines: list[Any] = []
-    make_pipeline = publisher.pipeline
-
-    def counted(**kwargs: Any) -> Any:
-        pipelines.append(kwargs)
-        return make_pipeline(**kwargs)
-
-    publisher.pipeline = counted  # type: ignore[method-assign]
+    pipelines = count_pipelines(publisher)
     pubsub = listener.pubsub()
     await pubsub.psubscribe(CHANNEL_PREFIX + "slack:*")
     await pubsub.get_message(timeout=1)  # the subscription's confirmation
