@@ -214,7 +214,7 @@ async def build_runtime(
         sessions=session_factory(engine),
         gateway=make_gateway(config),
         notifier=notifier,
-        queue=RQJobQueue(redis.sync, settings.job_retry_intervals,
+        queue=RQJobQueue(redis.sync, redis.asyncio_client(), settings.job_retry_intervals,
                          redeliver_after_s=settings.redeliver_after_s),
         locks=RedisLocks(redis.asyncio_client()),
         sandbox=make_sandbox(config),

@@ -1,5 +1,8 @@
 """The JobQueue port on RQ: queues `executions` and `evolution`, one live job per id,
-`rq.Retry` with backoff. Enqueueing is a quick Redis call; it runs in a thread to stay async."""
+`rq.Retry` with backoff. RQ's client is synchronous, so most enqueueing runs in a thread; the
+hot path, fresh executions from ingress, has RQ write its commands into a pipeline that is
+never executed, and the async client sends them: the event loop hands nothing to a thread
+(docs/ARCHITECTURE.md, "Ingress")."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.utils import as_text
@@ -22,9 +26,11 @@ _WAITING = {JobStatus.QUEUED.value, JobStatus.SCHEDULED.value, JobStatus.DEFERRE
 
 
 class RQJobQueue:
-    def __init__(self, redis: Redis, retry_intervals: list[int], job_timeout_s: int = 900,
-                 redeliver_after_s: list[int] | None = None) -> None:
+    def __init__(self, redis: Redis, aio: AsyncRedis, retry_intervals: list[int],
+                 job_timeout_s: int = 900, redeliver_after_s: list[int] | None = None) -> None:
         self.redis = redis
+        self.aio = aio  # the same server, through this event loop's async client
+        self._server_version_known = False
         self.executions = Queue(EXECUTIONS, connection=redis)
         self.evolution = Queue(EVOLUTION, connection=redis)
         self.retry_intervals = retry_intervals
@@ -67,18 +73,31 @@ class RQJobQueue:
         )
 
     async def enqueue_executions(self, execution_ids: Sequence[int]) -> None:
-        """Fresh executions in one pipeline: their ids were just allocated, so no live job
+        """Fresh executions in one MULTI/EXEC: their ids were just allocated, so no live job
         can have them (a stray one would only be claimed once — `claim_execution`)."""
-        if execution_ids:
-            await asyncio.to_thread(self._enqueue_fresh, list(execution_ids))
+        if not execution_ids:
+            return
+        if not self._server_version_known:  # RQ's one read (INFO), cached by the queue
+            await asyncio.to_thread(self.executions.get_redis_server_version)
+            self._server_version_known = True
+        async with self.aio.pipeline(transaction=True) as pipe:
+            for args, options in self._fresh_job_commands(list(execution_ids)):
+                pipe.execute_command(*args, **options)
+            await pipe.execute()
 
-    def _enqueue_fresh(self, execution_ids: list[int]) -> None:
+    def _fresh_job_commands(self, execution_ids: list[int]) -> list[tuple[Any, Any]]:
+        """The commands RQ's `enqueue_many` issues for these jobs, recorded, not sent: given a
+        pipeline, RQ only adds writes to it (once the server version is known)."""
+        recorder = self.redis.pipeline(transaction=True)
         self.executions.enqueue_many([
             Queue.prepare_data(execute_job, (execution_id,), job_id=f"execute-{execution_id}",
                                retry=self._retry(), timeout=self.job_timeout_s,
                                result_ttl=3600, failure_ttl=86400)
             for execution_id in execution_ids
-        ])
+        ], pipeline=recorder)
+        commands = list(recorder.command_stack)
+        recorder.reset()
+        return commands
 
     async def enqueue_redelivery(self, execution_id: int) -> None:
         """Retried on EVOBOT_REDELIVER_AFTER_S (minutes in all) while the platform refuses."""

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 
-from rq import Queue
+import pytest
+from rq import Queue, Retry
+from rq.job import Job
 from sqlalchemy import func, select
 
-from engine.jobs import EVOLUTION, evolve_job, reconcile
+from engine.jobs import EVOLUTION, EXECUTIONS, evolve_job, execute_job, reconcile
 from engine.llm.scripted import ScriptedReply, ScriptedRequest, register_script
 from engine.storage.models import AgentVersion, Execution, Feedback
 from engine.types import FeedbackSource, InboundFeedback, InboundMessage
@@ -32,6 +34,38 @@ async def _status(bot: Bot, execution_id: int) -> str:
         assert row is not None
         await session.refresh(row)
         return row.status
+
+
+async def test_objectives_are_queued_as_rq_queues_them_without_a_thread(
+        bot: Bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ingress queues fresh executions through the async client (RQ only records the
+    commands): the jobs are the ones RQ itself would write, and a worker answers them."""
+    await ask(bot, "warm up")  # the first enqueue asks the server's version, once
+    handed: list[object] = []
+    real_to_thread = asyncio.to_thread
+    monkeypatch.setattr(asyncio, "to_thread",
+                        lambda fn, *a, **kw: handed.append(fn) or real_to_thread(fn, *a, **kw))
+    accepted = await asyncio.gather(*(bot.service.handle_message(InboundMessage(
+        tenant_id=TENANT, channel_id="c1", user_id="u1", text=f"objective {i}",
+        message_id=f"m-fresh-{i}")) for i in range(3)))
+    assert handed == []
+
+    redis = bot.stack.redis.sync
+    ours = [Job.fetch(f"execute-{a.execution_id}", connection=redis) for a in accepted if a]
+    reference = Queue("reference", connection=redis).enqueue_many([Queue.prepare_data(
+        execute_job, (ours[0].args[0],), job_id="reference-job", timeout=900,
+        retry=Retry(max=2, interval=[1, 2]), result_ttl=3600, failure_ttl=86400)])[0]
+
+    def fields(job: Job) -> set[bytes]:
+        return set(redis.hkeys(job.key)) - {b"enqueued_at", b"created_at"}
+
+    assert [fields(job) for job in ours] == [fields(reference)] * 3
+    assert all(job.get_status() == "queued" and job.timeout == 900 and job.result_ttl == 3600
+               and job.func_name == reference.func_name for job in ours)
+    assert set(Queue(EXECUTIONS, connection=redis).job_ids) == {job.id for job in ours}
+    await bot.drain()
+    answered = {e.execution_id for e in bot.events("answer")}
+    assert {a.execution_id for a in accepted if a} <= answered
 
 
 async def test_two_concurrent_evolve_jobs_make_exactly_one_version(bot: Bot) -> None:
