@@ -21,6 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from adapters.common.coalesce import Coalescer
 from engine.ports import Notifier
 from engine.types import (
     Accepted,
@@ -81,12 +82,12 @@ class EventFeed:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self._accepted: list[dict[str, Any]] = []  # `queued` events not yet published
-        self._publishing: asyncio.Task[None] | None = None
+        self._commands = Coalescer(redis)  # events published together share a round trip
 
     async def publish(self, event: dict[str, Any]) -> None:
+        channel, message = _message(event)
         try:
-            await self.redis.publish(*_message(event))
+            await self._commands.call(lambda pipe: pipe.publish(channel, message))
         except Exception:  # the feed is a view: losing it must not fail the job
             log.exception("could not publish %s to the event feed", event["type"])
 
@@ -95,32 +96,18 @@ class EventFeed:
         return Delivery()
 
     async def aclose(self) -> None:
-        if self._publishing is not None:
-            await self._publishing
+        await self._commands.settled()
         await self.redis.aclose()
 
     async def queued(self, message: InboundMessage, accepted: Accepted) -> None:
-        """Published in the background, with every objective accepted meanwhile, in one
-        round trip: the platform's acknowledgement doesn't wait for a view (the job is
-        queued already, so `started` may come first either way)."""
-        self._accepted.append(wire_event("queued", message.tenant_id, {
+        """Published in the background: the platform's acknowledgement doesn't wait for a
+        view (the job is queued already, so `started` may come first either way)."""
+        channel, event = _message(wire_event("queued", message.tenant_id, {
             "execution_id": accepted.execution_id, "version": accepted.version,
             "channel_id": message.channel_id, "user_id": message.user_id,
         }))
-        if self._publishing is None or self._publishing.done():
-            self._publishing = asyncio.create_task(self._publish_accepted())
-
-    async def _publish_accepted(self) -> None:
-        while self._accepted:
-            events, self._accepted = self._accepted, []
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for event in events:
-                        pipe.publish(*_message(event))
-                    await pipe.execute()
-            except Exception:  # the feed is a view: losing it must not fail anything
-                log.exception("could not publish %d queued objectives to the event feed",
-                              len(events))
+        self._commands.send(lambda pipe: pipe.publish(channel, event),
+                            f"publish queued objective {accepted.execution_id} to the feed")
 
     async def rated(self, feedback: InboundFeedback, result: FeedbackResult) -> None:
         if result.recorded:

@@ -7,12 +7,13 @@ the platform's retries) and *released* when handling failed (the retry is then p
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from typing import Protocol
 
 from redis.asyncio import Redis
+
+from adapters.common.coalesce import Coalescer
 
 log = logging.getLogger(__name__)
 
@@ -29,46 +30,42 @@ class RedisDedup:
     """Shared by every web/worker process through Redis (SET NX). Fails open when Redis is
     unreachable: the engine's unique message id still stops a duplicate execution.
 
-    A confirmation is sent in the background, not waited for: until it lands the claim
-    itself holds, and a platform that got its 200 does not deliver again."""
+    The commands of deliveries handled together share round trips (adapters/common/
+    coalesce.py). A confirmation is sent in the background, not waited for: until it lands
+    the claim itself holds, and a platform that got its 200 does not deliver again."""
 
     def __init__(self, redis: Redis, *, namespace: str, claim_ttl_s: int = 120,
                  keep_ttl_s: int = 86_400) -> None:
-        self.redis = redis
+        self.redis = Coalescer(redis)
         self.namespace = namespace
         self.claim_ttl_s = claim_ttl_s
         self.keep_ttl_s = keep_ttl_s
-        self._confirming: set[asyncio.Task[None]] = set()
 
     def _key(self, delivery_id: str) -> str:
         return f"evobot:{self.namespace}:delivery:{delivery_id}"
 
     async def claim(self, delivery_id: str) -> bool:
+        key = self._key(delivery_id)
         try:
-            return bool(await self.redis.set(self._key(delivery_id), b"1", nx=True,
-                                             ex=self.claim_ttl_s))
+            return bool(await self.redis.call(
+                lambda pipe: pipe.set(key, b"1", nx=True, ex=self.claim_ttl_s)))
         except Exception:
             log.exception("dedup unavailable; handling %s anyway", delivery_id)
             return True
 
     async def confirm(self, delivery_id: str) -> None:
-        task = asyncio.create_task(self._keep(delivery_id))
-        self._confirming.add(task)
-        task.add_done_callback(self._confirming.discard)
-
-    async def _keep(self, delivery_id: str) -> None:
-        try:
-            await self.redis.expire(self._key(delivery_id), self.keep_ttl_s)
-        except Exception:
-            log.exception("could not confirm delivery %s", delivery_id)
+        key = self._key(delivery_id)
+        self.redis.send(lambda pipe: pipe.expire(key, self.keep_ttl_s),
+                        f"confirm delivery {delivery_id}")
 
     async def settled(self) -> None:
         """Until the confirmations sent so far have landed (shutdown, tests)."""
-        await asyncio.gather(*self._confirming)
+        await self.redis.settled()
 
     async def release(self, delivery_id: str) -> None:
+        key = self._key(delivery_id)
         try:
-            await self.redis.delete(self._key(delivery_id))
+            await self.redis.call(lambda pipe: pipe.delete(key))
         except Exception:
             log.exception("could not release delivery %s", delivery_id)
 

@@ -59,7 +59,7 @@ async def test_with_redis_down_an_accepted_objective_still_returns_and_the_loss_
         async with asyncio.timeout(1):  # no wait on Redis before the acknowledgement
             await feed.queued(_message(1), Accepted(execution_id=1, version=1))
         await feed.aclose()  # waits for the publishing in the background
-    assert "could not publish 1 queued objectives" in caplog.text
+    assert "could not publish queued objective 1 to the feed" in caplog.text
 
 
 async def test_the_hub_gives_followers_their_tenants_events_and_skips_the_rest_unread(

@@ -13,7 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from adapters.common.dedup import RedisDedup
-from tests.conftest import Stack
+from tests.conftest import Stack, count_pipelines
 
 
 @pytest.fixture
@@ -29,6 +29,33 @@ async def test_each_delivery_is_claimed_once_even_when_claimed_together(redis: R
     first = await asyncio.gather(*(dedup.claim(i) for i in ids))
     again = await asyncio.gather(*(dedup.claim(i) for i in [*ids, *ids]))
     assert all(first) and not any(again)
+
+
+def _count_round_trips(client: Redis, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every pipeline and every lone command `client` sends from now on."""
+    round_trips: list[object] = count_pipelines(client)
+    direct = client.execute_command
+
+    async def counted(*args: object, **options: object) -> object:
+        round_trips.append(args)
+        return await direct(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    return round_trips
+
+
+async def test_deliveries_handled_together_share_round_trips(
+        redis: Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of claims, then of confirmations: one round trip each, not one per delivery."""
+    dedup = RedisDedup(redis, namespace="test", claim_ttl_s=60, keep_ttl_s=3600)
+    round_trips = _count_round_trips(redis, monkeypatch)
+    ids = [f"burst-{i}" for i in range(40)]
+    assert all(await asyncio.gather(*(dedup.claim(i) for i in ids)))
+    for delivery_id in ids:
+        await dedup.confirm(delivery_id)
+    await dedup.settled()
+    assert len(round_trips) == 2
+    assert min([await redis.ttl(f"evobot:test:delivery:{i}") for i in ids]) > 60
 
 
 async def test_a_confirmed_delivery_is_kept_past_the_claim(redis: Redis) -> None:
