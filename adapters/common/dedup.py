@@ -36,7 +36,7 @@ class RedisDedup:
 
     def __init__(self, redis: Redis, *, namespace: str, claim_ttl_s: int = 120,
                  keep_ttl_s: int = 86_400) -> None:
-        self.redis = Coalescer(redis)
+        self._commands = Coalescer(redis)
         self.namespace = namespace
         self.claim_ttl_s = claim_ttl_s
         self.keep_ttl_s = keep_ttl_s
@@ -47,7 +47,7 @@ class RedisDedup:
     async def claim(self, delivery_id: str) -> bool:
         key = self._key(delivery_id)
         try:
-            return bool(await self.redis.call(
+            return bool(await self._commands.call(
                 lambda pipe: pipe.set(key, b"1", nx=True, ex=self.claim_ttl_s)))
         except Exception:
             log.exception("dedup unavailable; handling %s anyway", delivery_id)
@@ -55,17 +55,17 @@ class RedisDedup:
 
     async def confirm(self, delivery_id: str) -> None:
         key = self._key(delivery_id)
-        self.redis.send(lambda pipe: pipe.expire(key, self.keep_ttl_s),
+        self._commands.send(lambda pipe: pipe.expire(key, self.keep_ttl_s),
                         f"confirm delivery {delivery_id}")
 
     async def settled(self) -> None:
         """Until the confirmations sent so far have landed (shutdown, tests)."""
-        await self.redis.settled()
+        await self._commands.settled()
 
     async def release(self, delivery_id: str) -> None:
         key = self._key(delivery_id)
         try:
-            await self.redis.call(lambda pipe: pipe.delete(key))
+            await self._commands.call(lambda pipe: pipe.delete(key))
         except Exception:
             log.exception("could not release delivery %s", delivery_id)
 
