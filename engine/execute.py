@@ -14,7 +14,7 @@ from engine.files.execution import files_for, keep_outputs
 from engine.knowledge.records import ObjectiveContext
 from engine.llm.gateway import LLMError, LLMTimeout
 from engine.present import footer, tools_used
-from engine.redeliver import earlier_pending, held_before, hold_answer, partial_answer
+from engine.redeliver import earlier_pending, hold_answer, partial_answer
 from engine.runner import Guidance, RunResult, run_agent
 from engine.runtime import Runtime
 from engine.storage.cross_tenant import (
@@ -209,13 +209,12 @@ async def _store_result(rt: Runtime, row: Execution, result: RunResult,
     still held for redelivery (this one must queue behind it)."""
     found = {"novelty": novelty} if novelty is not None else {}
     async with rt.repo(row.tenant_id) as repo:
-        await repo.update_execution(
-            row.id, output=result.output, trace=result.trace,
+        return await repo.store_answer(
+            row, output=result.output, trace=result.trace,
             tokens_in=result.usage.tokens_in, tokens_out=result.usage.tokens_out,
             cost_usd=result.usage.cost_usd, duration_s=result.duration_s,
             status=ExecutionStatus.SUCCEEDED, error=None, **found,
         )
-        return await held_before(repo, row)
 
 
 async def _deliver_answer(rt: Runtime, job: Job, result: RunResult,

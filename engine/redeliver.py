@@ -12,7 +12,6 @@ from engine.runtime import Runtime
 from engine.storage.cross_tenant import execution_tenant
 from engine.storage.files import OUT, execution_files
 from engine.storage.models import Execution
-from engine.storage.repo import TenantRepo
 from engine.types import AnswerReady, ExecutionFailed, ExecutionStatus, MessageRef, SandboxFile
 
 log = logging.getLogger(__name__)
@@ -31,12 +30,7 @@ async def earlier_pending(rt: Runtime, row: Execution) -> bool:
     """Whether an earlier answer of this thread still awaits redelivery (a later answer
     queues behind it rather than overtake it)."""
     async with rt.repo(row.tenant_id) as repo:
-        return await held_before(repo, row)
-
-
-async def held_before(repo: TenantRepo, row: Execution) -> bool:
-    """`earlier_pending` within a session the caller already has open."""
-    pending = await repo.pending_answers(row.channel_id, row.thread_id, up_to=row.id)
+        pending = await repo.pending_answers(row.channel_id, row.thread_id, up_to=row.id)
     return any(p.id != row.id for p in pending)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, case, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from engine.storage.models import (
     Agent,
@@ -436,15 +437,37 @@ class TenantRepo:
                               up_to: int | None = None) -> list[Execution]:
         """The thread's answers still awaiting redelivery, oldest first (up to an id)."""
         query = select(Execution).where(
-            Execution.tenant_id == self.tenant_id,
-            Execution.channel_id == channel_id,
-            Execution.thread_id.is_(None) if thread_id is None
-            else Execution.thread_id == thread_id,
-            Execution.answer_pending.is_(True),
-        )
+            *self._held_in_thread(Execution, channel_id, thread_id))
         if up_to is not None:
             query = query.where(Execution.id <= up_to)
         return list(await self.session.scalars(query.order_by(Execution.id)))
+
+    async def store_answer(self, execution: Execution, **values: Any) -> bool:
+        """Set the answered execution's columns; True when an earlier answer of its thread
+        still awaits redelivery (this one must queue behind it) — one statement for both."""
+        earlier = aliased(Execution)
+        held_before = exists().where(
+            *self._held_in_thread(earlier, execution.channel_id, execution.thread_id),
+            earlier.id < execution.id,
+        )
+        result = await self.session.execute(
+            update(Execution)
+            .where(Execution.id == execution.id, Execution.tenant_id == self.tenant_id)
+            .values(**values)
+            .returning(held_before)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.scalar_one())
+
+    def _held_in_thread(self, model: Any, channel_id: str, thread_id: str | None
+                        ) -> list[ColumnElement[bool]]:
+        """The tenant's answers of one thread that await redelivery."""
+        return [
+            model.tenant_id == self.tenant_id,
+            model.channel_id == channel_id,
+            model.thread_id.is_(None) if thread_id is None else model.thread_id == thread_id,
+            model.answer_pending.is_(True),
+        ]
 
     # --- feedback ---------------------------------------------------------------
 

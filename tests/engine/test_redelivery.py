@@ -95,3 +95,37 @@ async def test_the_reconciler_queues_a_held_answer_whose_job_redis_lost(down_bot
     assert [a.execution_id for a in answers] == [first]
     assert "question one" in answers[0].text and answers[0].footer.startswith("v1 · ")
     assert await held(down_bot) == [False]
+
+
+async def test_storing_an_answer_tells_whether_an_earlier_one_of_its_thread_is_held(
+        bot: Bot) -> None:
+    """It then queues behind that one: only for an earlier answer of the same tenant, channel
+    and thread (no thread counts as one) that still awaits redelivery."""
+    async def record(tenant: str, thread: str | None, n: int) -> Execution:
+        accepted = await bot.service.handle_message(InboundMessage(
+            tenant_id=tenant, channel_id="c1", thread_id=thread, user_id="u1",
+            text=f"question {n}", message_id=f"m{n}"))
+        assert accepted is not None
+        async with bot.rt.repo(tenant) as repo:
+            row = await repo.execution(accepted.execution_id)
+        assert row is not None
+        return row
+
+    held_t1, held_none = await record(TENANT, "t1", 1), await record(TENANT, None, 2)
+    later_t1, other_thread = await record(TENANT, "t1", 3), await record(TENANT, "t2", 4)
+    later_none, other_tenant = await record(TENANT, None, 5), await record("local:zeta", "t1", 6)
+    for row in (held_t1, held_none):
+        async with bot.rt.repo(TENANT) as repo:
+            await repo.update_execution(row.id, answer_pending=True)
+
+    async def store(row: Execution) -> bool:
+        async with bot.rt.repo(row.tenant_id) as repo:
+            return await repo.store_answer(row, output=f"answer {row.id}", status="succeeded")
+
+    assert [await store(row) for row in (later_t1, later_none, other_thread, other_tenant,
+                                         held_t1)] == [True, True, False, False, False]
+    async with bot.rt.sessions() as session:
+        outputs = list(await session.scalars(select(Execution.output).order_by(Execution.id)))
+    assert outputs == [f"answer {held_t1.id}", None, f"answer {later_t1.id}",
+                       f"answer {other_thread.id}", f"answer {later_none.id}",
+                       f"answer {other_tenant.id}"]
