@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.evolution.stats import in_canary
+from engine.futures import resolve
 from engine.prompt import default_prompt
 from engine.runtime import Runtime, serving_key
 from engine.storage.cross_tenant import insert_executions
@@ -104,7 +105,7 @@ class IngressWriter:
                 await self._settle(waiting)
             except BaseException as exc:  # cancelled (shutdown): nobody may wait forever
                 for one in waiting + self._waiting:
-                    _resolve(one.future, exc)
+                    resolve(one.future, exc)
                 self._waiting = []
                 raise
         self._forget_idle()
@@ -134,7 +135,7 @@ class IngressWriter:
                 for one in waiting:
                     await self._settle([one])
                 return
-            _resolve(waiting[0].future, exc)
+            resolve(waiting[0].future, exc)
             return
         finishing = asyncio.create_task(self._finish(batch))
         self._finishing.add(finishing)
@@ -143,7 +144,7 @@ class IngressWriter:
     async def _finish(self, batch: _Batch) -> None:
         await self._enqueue(batch)
         for one, result in zip(batch.waiting, batch.results, strict=True):
-            _resolve(one.future, result)
+            resolve(one.future, result)
 
     async def _write(self, batch: _Batch) -> None:
         tenants = sorted({w.message.tenant_id for w in batch.waiting})
@@ -226,15 +227,3 @@ class IngressWriter:
         except Exception:
             log.exception("enqueueing %d objectives failed; the reconciler will",
                           len(batch.waiting))
-
-
-def _resolve(future: asyncio.Future[Accepted | None],
-             outcome: Accepted | BaseException | None) -> None:
-    if future.done():  # the caller went away (a dropped connection); the row stands
-        return
-    if isinstance(outcome, asyncio.CancelledError):
-        future.cancel()
-    elif isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)

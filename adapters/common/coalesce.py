@@ -18,6 +18,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from engine.futures import resolve
+
 log = logging.getLogger(__name__)
 
 Command = Callable[[Pipeline], Any]  # adds one command to the pipeline it is given
@@ -76,11 +78,4 @@ def _settle(waiter: asyncio.Future[Any] | str, reply: Any) -> None:
         if isinstance(reply, BaseException):
             log.error("could not %s", waiter, exc_info=reply)
         return
-    if waiter.done():  # the caller went away (a dropped connection)
-        return
-    if isinstance(reply, asyncio.CancelledError):
-        waiter.cancel()
-    elif isinstance(reply, BaseException):
-        waiter.set_exception(reply)
-    else:
-        waiter.set_result(reply)
+    resolve(waiter, reply)
