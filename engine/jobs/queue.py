@@ -30,7 +30,6 @@ class RQJobQueue:
                  job_timeout_s: int = 900, redeliver_after_s: list[int] | None = None) -> None:
         self.redis = redis
         self.aio = aio  # the same server, through this event loop's async client
-        self._server_version_known = False
         self.executions = Queue(EXECUTIONS, connection=redis)
         self.evolution = Queue(EVOLUTION, connection=redis)
         self.retry_intervals = retry_intervals
@@ -77,9 +76,8 @@ class RQJobQueue:
         can have them (a stray one would only be claimed once — `claim_execution`)."""
         if not execution_ids:
             return
-        if not self._server_version_known:  # RQ's one read (INFO), cached by the queue
+        if not self.executions.redis_server_version:  # RQ's one read (INFO), then cached
             await asyncio.to_thread(self.executions.get_redis_server_version)
-            self._server_version_known = True
         async with self.aio.pipeline(transaction=True) as pipe:
             for args, options in self._fresh_job_commands(list(execution_ids)):
                 pipe.execute_command(*args, **options)
@@ -95,9 +93,7 @@ class RQJobQueue:
                                result_ttl=3600, failure_ttl=86400)
             for execution_id in execution_ids
         ], pipeline=recorder)
-        commands = list(recorder.command_stack)
-        recorder.reset()
-        return commands
+        return list(recorder.command_stack)
 
     async def enqueue_redelivery(self, execution_id: int) -> None:
         """Retried on EVOBOT_REDELIVER_AFTER_S (minutes in all) while the platform refuses."""
