@@ -219,19 +219,20 @@ async def build_runtime(
     engine = create_engine(config.resolved_database_url)
     await migrate(engine)
     redis = redis or connect_redis(config)
+    aio = redis.asyncio_client()  # one pool for the runtime's async Redis work (loop-bound)
     return Runtime(
         settings=settings,
         database=engine,
         sessions=session_factory(engine),
         gateway=make_gateway(config),
         notifier=notifier,
-        queue=RQJobQueue(redis.sync, redis.asyncio_client(), settings.job_retry_intervals,
+        queue=RQJobQueue(redis.sync, aio, settings.job_retry_intervals,
                          redeliver_after_s=settings.redeliver_after_s),
-        locks=RedisLocks(redis.asyncio_client()),
+        locks=RedisLocks(aio),
         sandbox=make_sandbox(config),
         knowledge=LazyKnowledge(config),
         tool_maker=handle_tool_learning,
-        stamps=RedisStamps(redis.asyncio_client()),
+        stamps=RedisStamps(aio),
     )
 
 
