@@ -30,8 +30,7 @@ async def earlier_pending(rt: Runtime, row: Execution) -> bool:
     """Whether an earlier answer of this thread still awaits redelivery (a later answer
     queues behind it rather than overtake it)."""
     async with rt.repo(row.tenant_id) as repo:
-        pending = await repo.pending_answers(row.channel_id, row.thread_id, up_to=row.id)
-    return any(p.id != row.id for p in pending)
+        return await repo.held_before(row)
 
 
 async def hold_answer(rt: Runtime, row: Execution) -> None:

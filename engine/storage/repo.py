@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, and_, case, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    Row,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -443,21 +454,28 @@ class TenantRepo:
         return list(await self.session.scalars(query.order_by(Execution.id)))
 
     async def store_answer(self, execution: Execution, **values: Any) -> bool:
-        """Set the answered execution's columns; True when an earlier answer of its thread
-        still awaits redelivery (this one must queue behind it) — one statement for both."""
-        earlier = aliased(Execution)
-        held_before = exists().where(
-            *self._held_in_thread(earlier, execution.channel_id, execution.thread_id),
-            earlier.id < execution.id,
-        )
+        """Set the answered execution's columns; whether it must queue behind a held answer
+        (`held_before`) — one statement for both."""
         result = await self.session.execute(
             update(Execution)
             .where(Execution.id == execution.id, Execution.tenant_id == self.tenant_id)
             .values(**values)
-            .returning(held_before)
+            .returning(self._held_before(execution))
             .execution_options(synchronize_session=False)
         )
         return bool(result.scalar_one())
+
+    async def held_before(self, execution: Execution) -> bool:
+        """Whether an earlier answer of the execution's thread still awaits redelivery (a
+        later answer queues behind it rather than overtake it)."""
+        return bool(await self.session.scalar(select(self._held_before(execution))))
+
+    def _held_before(self, execution: Execution) -> Exists:
+        earlier = aliased(Execution)
+        return exists().where(
+            *self._held_in_thread(earlier, execution.channel_id, execution.thread_id),
+            earlier.id < execution.id,
+        )
 
     def _held_in_thread(self, model: Any, channel_id: str, thread_id: str | None
                         ) -> list[ColumnElement[bool]]:
