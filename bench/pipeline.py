@@ -123,8 +123,17 @@ class FeedTimer:
                 waiter.set_result(now)
 
 
-def spawn_worker(config: Config, redis: RedisHandle) -> subprocess.Popen[bytes]:
-    """`evobot worker` on the stack's database and Redis, as production runs it."""
+def spawn_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`evobot worker` configured by `env` alone, in its own process group (so it can be
+    stopped, or killed, with whatever it forked)."""
+    return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def worker_env(config: Config, redis: RedisHandle) -> dict[str, str]:
+    """A worker process's environment: the stack's database and Redis, as production runs
+    it."""
     env = {"PATH": os.environ.get("PATH", ""), "DATA_DIR": str(config.data_dir),
            "LLM_MODEL": config.llm_model, "EVOBOT_ALLOW_MODEL_REQUESTS": "0",
            "EVOBOT_JOB_RETRY_INTERVALS": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "True",
@@ -132,9 +141,7 @@ def spawn_worker(config: Config, redis: RedisHandle) -> subprocess.Popen[bytes]:
                          else str(config.redis_url))}
     if config.database_url:
         env["DATABASE_URL"] = config.database_url
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    return env
 
 
 def stop_worker(process: subprocess.Popen[bytes]) -> None:
@@ -179,7 +186,7 @@ async def _with_worker_process(config: Config, redis: RedisHandle, runs: int,
     timer = FeedTimer(redis.asyncio_client())
     await timer.start()
     runtime = await build_runtime(config, NotifierRouter(), redis)
-    worker = spawn_worker(config, redis)
+    worker = spawn_worker(worker_env(config, redis))
     try:
         return await _timed_runs(EvobotService(runtime), timer, "api", runs, warmup)
     finally:

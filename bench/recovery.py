@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.pipeline import postgres_database, spawn_worker  # noqa: E402
 from bot.config import Config  # noqa: E402
 from bot.wiring import RedisHandle, build_runtime, close_runtime, connect_redis  # noqa: E402
 from bot.worker import EmbeddedWorker  # noqa: E402
@@ -118,13 +118,6 @@ async def worker_kill(config: Config, redis: RedisHandle, answers: Answers,
             "detect_s": config.stale_running_s + config.reconcile_every_s}
 
 
-def spawn_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """`evobot worker` in its own process group (the one that gets killed)."""
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-
 async def _until_running(runtime: Runtime, execution_id: int) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -147,8 +140,6 @@ async def stack_config(stack: str, data_dir: Path) -> tuple[Config, dict[str, st
         config = Config(DATA_DIR=data_dir, **common)
         env["REDIS_URL"] = f"unix://{connect_redis(config).socket_path}"
         return config, env
-    from bench.pipeline import postgres_database
-
     database_url = PG.format(db=await postgres_database())
     config = Config(DATA_DIR=data_dir, DATABASE_URL=database_url,
                     REDIS_URL="redis://127.0.0.1:6379/6", **common)
