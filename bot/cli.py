@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 
 def _logging(level: str, fmt: str = "text") -> None:
-    """Rich text on a terminal; LOG_FORMAT=json: one JSON object per line with the tenant,
-    execution and evolution ids where known (bot/observability.py)."""
+    """On stderr: rich text on a terminal, plain lines elsewhere; LOG_FORMAT=json: one JSON
+    object per line with the tenant, execution and evolution ids where known
+    (bot/observability.py)."""
     from bot.observability import setup_logging
 
     setup_logging(level, fmt)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -111,15 +111,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
-def setup_logging(level: str, fmt: str = "text") -> None:
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(level: str, fmt: str = "text", stream: TextIO | None = None) -> None:
+    """Logs on `stream` (stderr): JSON lines with LOG_FORMAT=json; otherwise rich text when
+    it is a terminal, and one plain line per record when it is not (a file, a pipe, a log
+    collector). Rich's rendering costs ~0.6 ms a record against ~7 µs for a plain line: a
+    busy `evobot worker` spent a fifth of its main thread's time on it (RQ logs three
+    records a job)."""
+    out = stream or sys.stderr
+    handler: logging.Handler
     if fmt == "json":
-        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        handler = logging.StreamHandler(out)
         handler.setFormatter(JsonFormatter())
-    else:
+    elif out.isatty():
+        from rich.console import Console
         from rich.logging import RichHandler
 
-        handler = RichHandler(rich_tracebacks=True, show_path=False)
+        handler = RichHandler(console=Console(file=out), rich_tracebacks=True, show_path=False)
         handler.setFormatter(logging.Formatter("%(message)s", datefmt="[%X]"))
+    else:
+        handler = logging.StreamHandler(out)
+        handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
 
 
