@@ -33,12 +33,12 @@ def restore_root_logger() -> Iterator[None]:
 def test_logs_to_a_file_or_pipe_are_one_plain_line_per_record() -> None:
     out = io.StringIO()
     setup_logging("INFO", "text", stream=out)
-    logging.getLogger("rq.worker").info("Successfully completed %s", LONG)
+    logging.getLogger("engine.execute").info("answered: %s", LONG)
     logging.getLogger("engine.execute").debug("not at INFO")
 
     lines = out.getvalue().splitlines()
     assert len(lines) == 1  # not wrapped at a terminal's width, no box drawing
-    assert lines[0].endswith(f" INFO rq.worker: Successfully completed {LONG}")
+    assert lines[0].endswith(f" INFO engine.execute: answered: {LONG}")
     assert lines[0][:4].isdigit()  # the time comes first
 
 
@@ -58,11 +58,12 @@ def test_logs_at_a_terminal_are_rich_text() -> None:
 def test_json_logs_are_one_object_per_line() -> None:
     out = io.StringIO()
     setup_logging("INFO", "json", stream=out)
-    logging.getLogger("rq.worker").info("Successfully completed %s", LONG)
+    logging.getLogger("engine.execute").info("answered: %s", LONG)
     [line] = out.getvalue().splitlines()
     record = json.loads(line)
     assert record["level"] == "INFO"
-    assert record["message"] == f"Successfully completed {LONG}"
+    assert record["logger"] == "engine.execute"
+    assert record["message"] == f"answered: {LONG}"
 
 
 def test_a_worker_writes_its_logs_to_stderr_as_plain_lines(tmp_path: Path) -> None:
