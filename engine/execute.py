@@ -243,10 +243,7 @@ async def _deliver_answer(rt: Runtime, job: Job, result: RunResult,
 
 async def _remember_answer(rt: Runtime, row: Execution, ref: MessageRef) -> None:
     async with rt.repo(row.tenant_id) as repo:
-        stored = await repo.execution(row.id)
-        assert stored is not None
-        stored.answer_channel_id = ref.channel_id
-        stored.answer_message_id = ref.message_id
+        await repo.remember_answer(row.id, ref.channel_id, ref.message_id)
 
 
 async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: bool,
