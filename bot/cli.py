@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from bot.config import Config, load_config
+from bot.startup import starting
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -277,6 +278,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    with starting():  # no garbage collection until the runtime is built (bot/startup.py)
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     config = load_config()

@@ -19,6 +19,7 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
 from bot.config import Config
+from bot.startup import loaded
 from engine.jobs import RedisLocks, RedisStamps, RQJobQueue
 from engine.knowledge.records import (
     CrossDomainPattern,
@@ -220,7 +221,7 @@ async def build_runtime(
     await migrate(engine)
     redis = redis or connect_redis(config)
     aio = redis.asyncio_client()  # one pool for the runtime's async Redis work (loop-bound)
-    return Runtime(
+    runtime = Runtime(
         settings=settings,
         database=engine,
         sessions=session_factory(engine),
@@ -234,6 +235,8 @@ async def build_runtime(
         tool_maker=handle_tool_learning,
         stamps=RedisStamps(aio),
     )
+    loaded()  # the process has loaded what it runs on: collect as usual (bot/startup.py)
+    return runtime
 
 
 async def close_runtime(runtime: Runtime) -> None:

@@ -20,6 +20,7 @@ from rq.worker import WorkerStatus
 
 from bot.config import Config
 from bot.observability import ObservedWorker, install_llm_metrics, serve_worker_metrics
+from bot.startup import loaded
 from bot.wiring import RedisHandle, build_runtime, connect_redis
 from engine.jobs import (
     EVOLUTION,
@@ -140,6 +141,7 @@ def run_worker(
         serve_worker_metrics(config.worker_metrics_port, config.host,
                              config.prometheus_multiproc_dir)
     worker = ObservedWorker(_queues(redis), connection=redis.sync)
+    loaded()  # before the first job builds the runtime: idle, it must collect too
     try:
         worker.work(with_scheduler=not burst, burst=burst, logging_level="INFO")
     finally:

@@ -1,0 +1,70 @@
+"""Start-up without the collector's repeated full scans: a process loads with collection
+paused, freezes what it loaded once its runtime is built, and collects as usual after."""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from bot.startup import loaded
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LOAD_A_RUNTIME = textwrap.dedent("""
+    import asyncio, gc, json
+    from bot.startup import starting
+
+    report = {}
+    with starting():
+        full_before = gc.get_stats()[2]["collections"]
+        from bot.config import load_config
+        from bot.wiring import build_runtime, close_runtime
+        from engine.notify import NotifierRouter
+
+        async def run():
+            runtime = await build_runtime(load_config(), NotifierRouter())
+            full = gc.get_stats()[2]["collections"] - full_before
+            report["full_collections_while_loading"] = full
+            report["collecting_once_built"] = gc.isenabled()
+            report["frozen_once_built"] = gc.get_freeze_count()
+            cycle = []
+            cycle.append(cycle)
+            del cycle
+            report["cycles_collected_after"] = gc.collect()
+            await close_runtime(runtime)
+
+        asyncio.run(run())
+    report["frozen_after_the_command"] = gc.get_freeze_count()
+    report["collecting_after_the_command"] = gc.isenabled()
+    print(json.dumps(report))
+""")
+
+
+def test_a_process_loads_without_full_collections_then_collects_as_usual(
+    tmp_path: Path,
+) -> None:
+    env = {"PATH": os.environ.get("PATH", ""), "DATA_DIR": str(tmp_path),
+           "LLM_MODEL": "scripted/default", "EVOBOT_ALLOW_MODEL_REQUESTS": "0",
+           "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run([sys.executable, "-c", LOAD_A_RUNTIME], cwd=ROOT, env=env,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    report = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert report["full_collections_while_loading"] == 0
+    assert report["collecting_once_built"] is True
+    assert report["frozen_once_built"] > 100_000  # the modules, classes and tables loaded
+    assert report["cycles_collected_after"] >= 1  # garbage made later is still collected
+    assert report["frozen_after_the_command"] == 0
+    assert report["collecting_after_the_command"] is True
+
+
+def test_a_process_that_did_not_pause_keeps_its_collector() -> None:
+    frozen = gc.get_freeze_count()
+    loaded()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
