@@ -97,6 +97,7 @@ def _serve(port: int) -> None:
     from bot.cli import _logging
     from bot.config import load_config
     from bot.processes import fast_loop_run
+    from bot.startup import starting
     from bot.web import build_web
 
     _logging("WARNING")
@@ -116,7 +117,8 @@ def _serve(port: int) -> None:
             _stop_embedded_redis(web.ctx.redis.server)
         return 0
 
-    fast_loop_run(main())
+    with starting():  # as `evobot serve` starts (bot/cli.py)
+        fast_loop_run(main())
 
 
 def _exit(signum: int, frame: object) -> None:
