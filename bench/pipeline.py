@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import os
 import signal
@@ -319,14 +320,33 @@ async def scale(grown: Config, small: Config, tenants: int, per_tenant: int,
             "small_tenants": few, "idle_tenants_held": held}
 
 
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+_created: list[str] = []  # the databases this process made, dropped when it exits
+
+
 async def postgres_database() -> str:
+    """A new, empty database for one stack (dropped when this process exits)."""
     import asyncpg
 
     name = f"evobot_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/test")
+    conn = await asyncpg.connect(ADMIN_DSN)
     await conn.execute(f'CREATE DATABASE "{name}"')
     await conn.close()
+    if not _created:
+        atexit.register(lambda: asyncio.run(_drop_databases(_created)))
+    _created.append(name)
     return name
+
+
+async def _drop_databases(names: list[str]) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        for name in names:  # FORCE: a pool a benchmark left open does not keep it
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 async def small_stack(stack: str, config: Config) -> Config:
