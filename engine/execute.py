@@ -242,8 +242,10 @@ async def _deliver_answer(rt: Runtime, job: Job, result: RunResult,
 
 
 async def _remember_answer(rt: Runtime, row: Execution, ref: MessageRef) -> None:
+    """Which platform message the answer became (reactions to it find the execution)."""
     async with rt.repo(row.tenant_id) as repo:
-        await repo.remember_answer(row.id, ref.channel_id, ref.message_id)
+        await repo.update_execution(row.id, answer_channel_id=ref.channel_id,
+                                    answer_message_id=ref.message_id)
 
 
 async def _failed_attempt(rt: Runtime, row: Execution, exc: LLMError, final: bool,

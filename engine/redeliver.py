@@ -81,13 +81,10 @@ async def _post_held(rt: Runtime, row: Execution) -> None:
     delivery = await rt.notifier.deliver(await rebuilt_event(rt, row))
     if delivery.failed:
         raise AnswerNotDelivered(f"the platform still refuses execution {row.id}'s answer")
+    posted = ({"answer_channel_id": delivery.ref.channel_id,
+               "answer_message_id": delivery.ref.message_id} if delivery.ref else {})
     async with rt.repo(row.tenant_id) as repo:
-        stored = await repo.execution(row.id)
-        assert stored is not None
-        stored.answer_pending = False
-        if delivery.ref is not None:
-            stored.answer_channel_id = delivery.ref.channel_id
-            stored.answer_message_id = delivery.ref.message_id
+        await repo.update_execution(row.id, answer_pending=False, **posted)
     log.info("redelivered the answer of execution %s", row.id)
 
 

@@ -465,17 +465,6 @@ class TenantRepo:
         )
         return bool(result.scalar_one())
 
-    async def remember_answer(self, execution_id: int, channel_id: str,
-                              message_id: str) -> None:
-        """Which platform message the execution's answer became (reactions to it find the
-        execution) — one statement, no read."""
-        await self.session.execute(
-            update(Execution)
-            .where(Execution.id == execution_id, Execution.tenant_id == self.tenant_id)
-            .values(answer_channel_id=channel_id, answer_message_id=message_id)
-            .execution_options(synchronize_session=False)
-        )
-
     async def held_before(self, execution: Execution) -> bool:
         """Whether an earlier answer of the execution's thread still awaits redelivery (a
         later answer queues behind it rather than overtake it)."""
