@@ -25,24 +25,19 @@ def starting() -> Iterator[None]:
     """Around a command: collection paused until `loaded` (at the latest when the command
     ends). What was frozen stays frozen: the collection Python runs at exit skips it, so the
     process also exits sooner. A caller in the same process (a test) may `gc.unfreeze()`."""
-    pause_collection()
+    global _paused
+    if gc.isenabled():
+        gc.disable()
+        _paused = True
     try:
         yield
     finally:
         loaded()
 
 
-def pause_collection() -> None:
-    """At the start of a command: no collections until `loaded`."""
-    global _paused
-    if gc.isenabled():
-        gc.disable()
-        _paused = True
-
-
 def loaded() -> None:
     """Start-up is over: freeze what it made and collect as usual again. Nothing to do
-    unless `pause_collection` paused it (a test process, say, keeps its collector)."""
+    unless `starting` paused it (a test process, say, keeps its collector)."""
     global _paused
     if _paused:
         _paused = False
