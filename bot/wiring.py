@@ -33,7 +33,12 @@ from engine.llm.gateway import LLMGateway
 from engine.notify import NotifierRouter
 from engine.ports import Sandbox
 from engine.runtime import Runtime
-from engine.storage.db import create_engine, migrate, session_factory
+from engine.storage.db import (
+    create_engine,
+    migrate,
+    session_factory,
+    statement_session_factory,
+)
 from engine.tools.maker import handle_learning as handle_tool_learning
 
 if TYPE_CHECKING:
@@ -225,6 +230,7 @@ async def build_runtime(
         settings=settings,
         database=engine,
         sessions=session_factory(engine),
+        statements=statement_session_factory(engine),
         gateway=make_gateway(config),
         notifier=notifier,
         queue=RQJobQueue(redis.sync, aio, settings.job_retry_intervals,

@@ -50,7 +50,7 @@ async def claim(rt: Runtime, execution_id: int) -> Execution | None:
     """Pending → running, or take over a run whose worker died: the claimed row. None:
     nothing to do."""
     stale_before = utcnow() - timedelta(seconds=rt.settings.stale_running_s)
-    return await claim_execution(rt.sessions, execution_id, stale_before)
+    return await claim_execution(rt.statements, execution_id, stale_before)
 
 
 async def toolbox_for(
@@ -81,7 +81,7 @@ async def heartbeat(rt: Runtime, execution_id: int) -> AsyncIterator[None]:
         while True:
             await asyncio.sleep(rt.settings.heartbeat_s)
             try:
-                await touch_running_execution(rt.sessions, execution_id)
+                await touch_running_execution(rt.statements, execution_id)
             except Exception:
                 log.warning("heartbeat of execution %s failed", execution_id, exc_info=True)
 
@@ -191,8 +191,9 @@ def _answer_stream(rt: Runtime, row: Execution, *, after: asyncio.Task[None]) ->
 
 
 async def _load(rt: Runtime, row: Execution) -> Job:
-    """Everything else answering the claimed row needs from the database, in one session."""
-    async with rt.repo(row.tenant_id) as repo:
+    """Everything else answering the claimed row needs from the database: reads only, so no
+    transaction."""
+    async with rt.statement(row.tenant_id) as repo:
         version, privacy_mode = await repo.version_and_privacy(row.version)
         assert version is not None
         history = []
@@ -208,7 +209,7 @@ async def _store_result(rt: Runtime, row: Execution, result: RunResult,
     """The answer and its cost on the row; True when an earlier answer of the thread is
     still held for redelivery (this one must queue behind it)."""
     found = {"novelty": novelty} if novelty is not None else {}
-    async with rt.repo(row.tenant_id) as repo:
+    async with rt.statement(row.tenant_id) as repo:
         return await repo.store_answer(
             row, output=result.output, trace=result.trace,
             tokens_in=result.usage.tokens_in, tokens_out=result.usage.tokens_out,
@@ -243,7 +244,7 @@ async def _deliver_answer(rt: Runtime, job: Job, result: RunResult,
 
 async def _remember_answer(rt: Runtime, row: Execution, ref: MessageRef) -> None:
     """Which platform message the answer became (reactions to it find the execution)."""
-    async with rt.repo(row.tenant_id) as repo:
+    async with rt.statement(row.tenant_id) as repo:
         await repo.update_execution(row.id, answer_channel_id=ref.channel_id,
                                     answer_message_id=ref.message_id)
 

@@ -67,6 +67,7 @@ class _Batch:
     """One transaction's worth of objectives and what writing them found."""
 
     waiting: list[_Waiting]
+    at: float = field(default_factory=time.monotonic)  # "now" for every check of the batch
     serving: dict[TenantId, Serving] = field(default_factory=dict)
     loaded: dict[TenantId, tuple[str, float, Serving]] = field(default_factory=dict)
     homes: dict[TenantId, tuple[str, float]] = field(default_factory=dict)
@@ -147,12 +148,21 @@ class IngressWriter:
             resolve(one.future, result)
 
     async def _write(self, batch: _Batch) -> None:
+        """One transaction for the batch, or, when the batch is a single INSERT, that
+        statement alone: it commits by itself."""
         tenants = sorted({w.message.tenant_id for w in batch.waiting})
         tokens = await self._tokens(tenants)
-        async with self.rt.sessions() as session, session.begin():
+        cached = {t: self._cached(t, token, batch.at) for t, token in zip(tenants, tokens,
+                                                                           strict=True)}
+        alone = None not in cached.values() and self._one_insert(batch)
+        sessions = self.rt.statements if alone else self.rt.sessions
+        async with sessions() as session, session.begin():
             for tenant_id, token in zip(tenants, tokens, strict=True):
-                repo = TenantRepo(session, tenant_id)
-                batch.serving[tenant_id] = await self._serving(repo, token, batch)
+                serving = cached[tenant_id]
+                if serving is None:
+                    serving = await self._load_serving(TenantRepo(session, tenant_id), token,
+                                                       batch)
+                batch.serving[tenant_id] = serving
             await self._insert(session, batch)
         self.cache.update(batch.loaded)  # only what was committed
         self._homes.update(batch.homes)
@@ -166,18 +176,21 @@ class IngressWriter:
                         exc_info=True)
             return [None] * len(tenants)
 
-    async def _serving(self, repo: TenantRepo, token: str | None, batch: _Batch) -> Serving:
-        cached = self.cache.get(repo.tenant_id)
-        now = time.monotonic()
+    def _cached(self, tenant_id: TenantId, token: str | None, now: float) -> Serving | None:
+        cached = self.cache.get(tenant_id)
         if cached is not None and cached[0] == token and now - cached[1] < SERVING_TTL_S:
             return cached[2]
+        return None
+
+    async def _load_serving(self, repo: TenantRepo, token: str | None,
+                            batch: _Batch) -> Serving:
         serving = await repo.existing_serving()
         if serving is None:  # the tenant's first message creates it
             await repo.ensure_tenant(prompt=default_prompt(), model=self.rt.settings.llm_model,
                                      temperature=self.rt.settings.temperature)
             serving = await repo.serving()
         if token is not None:
-            batch.loaded[repo.tenant_id] = (token, now, serving)
+            batch.loaded[repo.tenant_id] = (token, batch.at, serving)
         return serving
 
     async def _insert(self, session: AsyncSession, batch: _Batch) -> None:
@@ -195,16 +208,30 @@ class IngressWriter:
         for tenant_id, channel_id in homes.items():
             await self._move_home(TenantRepo(session, tenant_id), channel_id, batch)
 
+    def _one_insert(self, batch: _Batch) -> bool:
+        """Whether the batch's rows go in one INSERT and nothing else: no home channel
+        moves, and each row has a platform message id (`insert_executions` inserts a row
+        without one by itself), or there is one row."""
+        return not any(
+            w.message.announce_here
+            and not self._home_written(w.message.tenant_id, w.message.channel_id, batch.at)
+            for w in batch.waiting
+        ) and (len(batch.waiting) == 1
+               or all(w.message.message_id is not None for w in batch.waiting))
+
+    def _home_written(self, tenant_id: TenantId, channel_id: str, now: float) -> bool:
+        """This process wrote this home channel within SERVING_TTL_S (another process's
+        write in between only moves announcements to the channel addressed just before)."""
+        written = self._homes.get(tenant_id)
+        return written is not None and written[0] == channel_id and now - written[1] < SERVING_TTL_S
+
     async def _move_home(self, repo: TenantRepo, channel_id: str, batch: _Batch) -> None:
-        """The tenant announces where it was last addressed; a channel this process wrote
-        within SERVING_TTL_S is not written again (another process's write in between
-        only moves announcements to the channel addressed just before)."""
-        now = time.monotonic()
-        written = self._homes.get(repo.tenant_id)
-        if written is not None and written[0] == channel_id and now - written[1] < SERVING_TTL_S:
+        """The tenant announces where it was last addressed; not written again while
+        `_home_written`."""
+        if self._home_written(repo.tenant_id, channel_id, batch.at):
             return
         await repo.set_home_channel(channel_id)
-        batch.homes[repo.tenant_id] = (channel_id, now)
+        batch.homes[repo.tenant_id] = (channel_id, batch.at)
 
     def _row(self, waiting: _Waiting, serving: Serving) -> dict[str, Any]:
         message = waiting.message

@@ -83,7 +83,7 @@ async def _post_held(rt: Runtime, row: Execution) -> None:
         raise AnswerNotDelivered(f"the platform still refuses execution {row.id}'s answer")
     posted = ({"answer_channel_id": delivery.ref.channel_id,
                "answer_message_id": delivery.ref.message_id} if delivery.ref else {})
-    async with rt.repo(row.tenant_id) as repo:
+    async with rt.statement(row.tenant_id) as repo:
         await repo.update_execution(row.id, answer_pending=False, **posted)
     log.info("redelivered the answer of execution %s", row.id)
 

@@ -29,6 +29,7 @@ class Runtime:
     settings: EngineSettings
     database: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    statements: async_sessionmaker[AsyncSession]  # one statement each (storage/db.py)
     gateway: LLMGateway
     notifier: Notifier
     queue: JobQueue
@@ -43,7 +44,22 @@ class Runtime:
         """A tenant-scoped repository in one transaction (committed on success). When the
         transaction moved a label (or the home channel), every process's cached copy is
         marked stale once it is committed."""
-        async with self.sessions() as session, session.begin():
+        async with self._scoped(self.sessions, tenant_id) as repo:
+            yield repo
+
+    @asynccontextmanager
+    async def statement(self, tenant_id: TenantId) -> AsyncIterator[TenantRepo]:
+        """A tenant-scoped repository for work that needs no transaction: one statement that
+        writes, or statements that only read (on PostgreSQL, without a transaction's round
+        trips: engine/storage/db.py). Each statement commits by itself, so writes that must
+        land together need `repo`."""
+        async with self._scoped(self.statements, tenant_id) as repo:
+            yield repo
+
+    @asynccontextmanager
+    async def _scoped(self, sessions: async_sessionmaker[AsyncSession],
+                      tenant_id: TenantId) -> AsyncIterator[TenantRepo]:
+        async with sessions() as session, session.begin():
             repo = TenantRepo(session, tenant_id)
             yield repo
         if repo.serving_changed:

@@ -138,19 +138,22 @@ class EvobotService:
         refusal = _oversized(feedback)
         if refusal is not None:
             return refusal
-        async with self.rt.repo(feedback.tenant_id) as repo:
-            target = await repo.rating_target(
+        # found by one statement of its own: a reaction to a message that is not an answer
+        # (most of them, in a busy channel) costs one round trip, not a transaction
+        async with self.rt.statement(feedback.tenant_id) as lookup:
+            target = await lookup.rating_target(
                 feedback.user_id, execution_id=feedback.execution_id,
                 answer=(feedback.answer_ref.channel_id, feedback.answer_ref.message_id)
                 if feedback.answer_ref is not None else None,
             )
-            execution = target.execution if target is not None else None
-            refusal = _unratable(execution)
-            if refusal is not None or target is None:
-                return refusal or FeedbackResult(recorded=False, message="Nothing to rate.")
+        refusal = _unratable(target.execution if target is not None else None)
+        if refusal is not None or target is None:
+            return refusal or FeedbackResult(recorded=False, message="Nothing to rate.")
+        async with self.rt.repo(feedback.tenant_id) as repo:
+            earlier = repo.adopt(target.earlier) if target.earlier is not None else None
             if feedback.retract:
-                return _retract(target.earlier, target.execution.id)
-            row = await _record(repo, target.earlier, target.execution.id, feedback)
+                return _retract(earlier, target.execution.id)
+            row = await _record(repo, earlier, target.execution.id, feedback)
             rating, comment, execution_id = row.rating, row.comment, target.execution.id
             trigger = None if target.evolution_paused else await self._evolution_trigger(
                 repo, rating, comment, novel=self._is_novel(target.execution))

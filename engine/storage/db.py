@@ -89,6 +89,19 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def statement_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for work that needs no transaction: one statement that writes (atomic by
+    itself), or statements that only read (under PostgreSQL's READ COMMITTED each statement
+    reads its own snapshot inside a transaction too). On PostgreSQL they run in autocommit:
+    asyncpg sends BEGIN and COMMIT as round trips of their own, two of the three a
+    one-statement transaction costs. On SQLite, whose driver begins a transaction only for
+    a write and within the statement's own call, they are ordinary sessions
+    (docs/ARCHITECTURE.md, "Ingress")."""
+    if engine.dialect.name != "postgresql":
+        return session_factory(engine)
+    return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 def _alembic_config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))

@@ -498,6 +498,11 @@ class TenantRepo:
             )
         )
 
+    def adopt(self, row: Feedback) -> Feedback:
+        """A row read in another session (`rating_target`), changed and written in this one."""
+        self.session.add(row)
+        return row
+
     async def add_feedback(self, **values: Any) -> Feedback:
         row = Feedback(tenant_id=self.tenant_id, **values)
         self.session.add(row)
