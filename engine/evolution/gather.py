@@ -28,7 +28,7 @@ EXEMPLARS = 3  # … and any other evolution
 
 @dataclass
 class Gathered:
-    """What one transaction found: the feedback to learn from and the facts about it."""
+    """What one read found: the feedback to learn from and the facts about it."""
 
     tenant_id: TenantId
     trigger: str
@@ -55,7 +55,8 @@ async def open_attempt(rt: Runtime, tenant_id: TenantId, trigger: str) -> Attemp
 
 
 async def gather(rt: Runtime, tenant_id: TenantId, trigger: str) -> Gathered | Outcome:
-    async with rt.repo(tenant_id) as repo:
+    """Reads only: no transaction (engine/storage/db.py)."""
+    async with rt.statement(tenant_id) as repo:
         tenant = await repo.tenant()
         if tenant is None:
             return _skipped("unknown tenant")
@@ -82,7 +83,7 @@ async def gather(rt: Runtime, tenant_id: TenantId, trigger: str) -> Gathered | O
 
 async def start_attempt(rt: Runtime, found: Gathered) -> Attempt:
     channel_id, thread_id = announcement_place(found.home_channel_id, found.pairs)
-    async with rt.repo(found.tenant_id) as repo:
+    async with rt.statement(found.tenant_id) as repo:  # one INSERT
         evolution = await repo.add_evolution(
             trigger=found.trigger, base_version=found.base.version,
             feedback_ids=[f.id for f, _ in found.pairs], channel_id=channel_id,

@@ -35,5 +35,5 @@ async def anything_to_review(rt: Runtime, tenant_id: TenantId) -> bool:
     """The canary, the watch and the rolling window each compare two versions, and the
     lifecycle is the tools': an agent with one version and no tools (a young one) has nothing
     to review — one short read instead of four, on the way from a rating to its evolution."""
-    async with rt.repo(tenant_id) as repo:
+    async with rt.statement(tenant_id) as repo:
         return await repo.has_versions_or_tools(OFFERED)

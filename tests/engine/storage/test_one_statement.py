@@ -1,7 +1,8 @@
 """Work that needs no transaction runs without one (engine/storage/db.py): on PostgreSQL
 an objective of a tenant whose labels are cached, an answer's job (its claim, load, stored
-answer and the message it became) and a reaction to a message that is no answer cost no
-BEGIN and COMMIT round trips — and a connection that served such work serves whole
+answer and the message it became), a reaction to a message that is no answer, and an
+evolution's gathering of its feedback and opening of its row cost no BEGIN and COMMIT
+round trips — and a connection that served such work serves whole
 transactions again. Counted at asyncpg, the driver that sends them."""
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import asyncpg.transaction
 import pytest
 from sqlalchemy import select
 
+from engine.evolution.attempt import Attempt
+from engine.evolution.gather import open_attempt
+from engine.evolution.review import anything_to_review
 from engine.execute import execute
-from engine.storage.models import Execution, Feedback
+from engine.storage.models import Evolution, Execution, Feedback
 from engine.types import AnswerReady, FeedbackSource, InboundFeedback, InboundMessage, MessageRef
 from tests.conftest import Bot
 
@@ -124,3 +128,24 @@ async def test_a_reaction_to_a_message_that_is_no_answer_is_one_select(
     async with bot.rt.sessions() as session:
         [rating] = list(await session.scalars(select(Feedback)))
     assert (rating.rating, rating.retracted) == (1, True)
+
+
+async def test_an_evolution_gathers_and_opens_without_a_transaction(
+    bot: Bot, committed: list[str]
+) -> None:
+    accepted = await bot.service.handle_message(message("what is 2+2", "m1"))
+    assert accepted is not None
+    await execute(bot.rt, accepted.execution_id)
+    rated = await bot.service.handle_feedback(InboundFeedback(
+        tenant_id=TENANT, user_id="u1", source=FeedbackSource.REACTION, rating=1,
+        comment="answer in French please", execution_id=accepted.execution_id))
+    assert rated.evolution_queued
+    committed.clear()
+
+    assert not await anything_to_review(bot.rt, TENANT)  # one version, no tools yet
+    attempt = await open_attempt(bot.rt, TENANT, "feedback")
+    assert committed == []  # reads, then one INSERT
+    async with bot.rt.sessions() as session:
+        [evolution] = list(await session.scalars(select(Evolution)))
+    assert isinstance(attempt, Attempt) and attempt.evolution_id == evolution.id
+    assert evolution.feedback_ids and evolution.base_version == 1
