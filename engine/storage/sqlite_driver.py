@@ -6,9 +6,10 @@ SQLAlchemy's adapter makes four of them for a SELECT — open a cursor, execute,
 close — and three for an INSERT or UPDATE, while SQLite itself answers our statements in
 microseconds. This cursor does all of it in one call in aiosqlite's thread and keeps what
 SQLAlchemy reads afterwards (the rows, the description, the row count, the last row id); and
-the rollback the pool makes as it takes a connection back is skipped when SQLite has no
-transaction open (after every commit). It is SQLAlchemy's aiosqlite dialect otherwise: same
-SQL, same errors, same transactions (docs/ARCHITECTURE.md, "Ingress").
+the rollback the pool makes as it takes a connection back, and the commit of a session that
+only read, are skipped when SQLite has no transaction open. It is SQLAlchemy's aiosqlite
+dialect otherwise: same SQL, same errors, same transactions (docs/ARCHITECTURE.md,
+"Ingress").
 """
 
 from __future__ import annotations
@@ -92,15 +93,28 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
 
+    def commit(self) -> None:
+        # A session that only read commits too: SQLite opened no transaction for it (the
+        # driver begins one for a write), so there is nothing to commit and the round trip
+        # is skipped.
+        if not self._in_transaction():
+            return
+        super().commit()
+
     def rollback(self) -> None:
         # The pool rolls back every connection handed back to it, most of them just
         # committed: when SQLite has no transaction open there is nothing to undo, and the
-        # round trip is skipped. (No statement runs on this connection meanwhile: SQLAlchemy
-        # uses a connection from one task at a time.)
-        driver = cast(aiosqlite.Connection, self._connection)
-        if driver._connection is not None and not driver._connection.in_transaction:
+        # round trip is skipped.
+        if not self._in_transaction():
             return
         super().rollback()
+
+    def _in_transaction(self) -> bool:
+        """Read from the event loop: no statement runs on this connection meanwhile
+        (SQLAlchemy uses a connection from one task at a time). Unknown (not open yet):
+        True, so the call goes through."""
+        driver = cast(aiosqlite.Connection, self._connection)
+        return driver._connection is None or driver._connection.in_transaction
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

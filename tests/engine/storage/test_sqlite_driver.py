@@ -114,6 +114,18 @@ async def test_a_committed_connection_goes_back_to_the_pool_without_a_rollback(
     assert thread_calls == ["_run", "commit"]  # the statement and its commit, nothing more
 
 
+async def test_a_session_that_only_read_commits_without_a_round_trip(
+        engine: AsyncEngine, thread_calls: list[str]) -> None:
+    sessions = session_factory(engine)
+    async with sessions() as session, session.begin():
+        session.add(Execution(**_row("m0")))  # the pool's connection is open now
+    thread_calls.clear()
+    async with sessions() as session, session.begin():
+        found = await session.scalar(select(Execution.objective))
+    assert found == "o"
+    assert thread_calls == ["_run"]  # the statement alone: SQLite had nothing to commit
+
+
 async def test_a_connection_handed_back_mid_transaction_is_still_rolled_back(
         engine: AsyncEngine) -> None:
     # what the pool's rollback is for: a transaction nobody finished (raw DBAPI use) is
