@@ -37,6 +37,14 @@ def message(text: str, message_id: str, channel: str = "c1") -> InboundMessage:
                           message_id=message_id)
 
 
+async def answered(bot: Bot, text: str, message_id: str) -> int:
+    """An objective recorded, and its job run here: the execution id."""
+    accepted = await bot.service.handle_message(message(text, message_id))
+    assert accepted is not None
+    assert await execute(bot.rt, accepted.execution_id) == "succeeded"
+    return accepted.execution_id
+
+
 @pytest.fixture
 def committed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """Every transaction asyncpg commits from now on (a BEGIN … COMMIT on the wire; a
@@ -103,13 +111,9 @@ async def test_a_connection_back_from_one_statement_serves_transactions(bot: Bot
 async def test_a_reaction_to_a_message_that_is_no_answer_is_one_select(
     bot: Bot, committed: list[str]
 ) -> None:
-    accepted = await bot.service.handle_message(message("what is 2+2", "m1"))
-    assert accepted is not None
-    await execute(bot.rt, accepted.execution_id)
-    [answer] = [e for e in bot.events("answer") if isinstance(e, AnswerReady)]
-    assert answer.execution_id == accepted.execution_id
+    execution_id = await answered(bot, "what is 2+2", "m1")
     async with bot.rt.sessions() as session:
-        row = await session.get(Execution, accepted.execution_id)
+        row = await session.get(Execution, execution_id)
     assert row is not None and row.answer_message_id is not None
     answer_ref = MessageRef(channel_id=row.answer_channel_id, message_id=row.answer_message_id)
     committed.clear()
@@ -123,7 +127,7 @@ async def test_a_reaction_to_a_message_that_is_no_answer_is_one_select(
     for feedback in (reaction(answer_ref, 5), reaction(answer_ref, 1),
                      reaction(answer_ref, None, retract=True)):
         result = await bot.service.handle_feedback(feedback)
-        assert result.recorded and result.execution_id == accepted.execution_id
+        assert result.recorded and result.execution_id == execution_id
     assert len(committed) == 3
     async with bot.rt.sessions() as session:
         [rating] = list(await session.scalars(select(Feedback)))
@@ -133,12 +137,10 @@ async def test_a_reaction_to_a_message_that_is_no_answer_is_one_select(
 async def test_an_evolution_gathers_and_opens_without_a_transaction(
     bot: Bot, committed: list[str]
 ) -> None:
-    accepted = await bot.service.handle_message(message("what is 2+2", "m1"))
-    assert accepted is not None
-    await execute(bot.rt, accepted.execution_id)
+    execution_id = await answered(bot, "what is 2+2", "m1")
     rated = await bot.service.handle_feedback(InboundFeedback(
         tenant_id=TENANT, user_id="u1", source=FeedbackSource.REACTION, rating=1,
-        comment="answer in French please", execution_id=accepted.execution_id))
+        comment="answer in French please", execution_id=execution_id))
     assert rated.evolution_queued
     committed.clear()
 

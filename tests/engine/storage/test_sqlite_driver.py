@@ -11,7 +11,7 @@ import aiosqlite
 import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from engine.storage.db import create_engine, migrate, session_factory
 from engine.storage.models import Execution
@@ -103,11 +103,17 @@ async def test_each_statement_is_one_round_trip_to_aiosqlites_thread(
         assert len(thread_calls) == 3
 
 
-async def test_a_committed_connection_goes_back_to_the_pool_without_a_rollback(
-        engine: AsyncEngine, thread_calls: list[str]) -> None:
+async def _sessions_with_a_row(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions whose pool holds an open connection, and a row written through them."""
     sessions = session_factory(engine)
     async with sessions() as session, session.begin():
-        session.add(Execution(**_row("m0")))  # the pool's connection is open now
+        session.add(Execution(**_row("m0")))
+    return sessions
+
+
+async def test_a_committed_connection_goes_back_to_the_pool_without_a_rollback(
+        engine: AsyncEngine, thread_calls: list[str]) -> None:
+    sessions = await _sessions_with_a_row(engine)
     thread_calls.clear()
     async with sessions() as session, session.begin():
         session.add(Execution(**_row("m1")))
@@ -116,9 +122,7 @@ async def test_a_committed_connection_goes_back_to_the_pool_without_a_rollback(
 
 async def test_a_session_that_only_read_commits_without_a_round_trip(
         engine: AsyncEngine, thread_calls: list[str]) -> None:
-    sessions = session_factory(engine)
-    async with sessions() as session, session.begin():
-        session.add(Execution(**_row("m0")))  # the pool's connection is open now
+    sessions = await _sessions_with_a_row(engine)
     thread_calls.clear()
     async with sessions() as session, session.begin():
         found = await session.scalar(select(Execution.objective))
