@@ -29,7 +29,7 @@ class Runtime:
     settings: EngineSettings
     database: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    statements: async_sessionmaker[AsyncSession]  # one statement each (storage/db.py)
+    statements: async_sessionmaker[AsyncSession]  # work needing no transaction (storage/db.py)
     gateway: LLMGateway
     notifier: Notifier
     queue: JobQueue
